@@ -1,0 +1,249 @@
+"""The rules of turn-taking, as a pure state machine.
+
+Parts and times go in, actions come out; the machine never awaits, never reads
+a clock and never imports trio. `trio_live._session` carries the actions out.
+
+States::
+
+    LISTENING --trigger--> ANSWERING --generation ended--> LISTENING
+        |                      |
+        +----input ended-------+----> CLOSING --> CLOSED
+
+Invariants:
+
+* At most one triggered generation runs: a trigger while ANSWERING is always
+  preceded by `CANCEL` (and the driver waits for the cancelled generation to
+  exit before it triggers the next one).
+* While ANSWERING, user input is stashed, never added: the history shows the
+  model's answer before anything the user said during it.
+* A part is sent to exactly one place: the output, the prompt, the stash, or
+  nowhere (speech events and bare end-of-turn markers).
+
+The rules, one line each, are in `TurnPolicy.receive` and
+`TurnPolicy.input_ended`.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+import attrs
+
+from ._parts import (
+    END_OF_SPEECH_MIMETYPE,
+    END_OF_TURN_KEY,
+    RESERVED_SUBSTREAMS,
+    START_OF_SPEECH_MIMETYPE,
+    TRANSCRIPTION_SUBSTREAM,
+    Part,
+    is_audio,
+    is_end_of_turn,
+    is_final_transcription,
+)
+
+
+class TriggerMode(enum.Enum):
+    """What makes the model take its turn (besides an explicit end-of-turn)."""
+
+    #: The voice activity detector's end of speech: the lowest latency, right
+    #: for models that listen to audio.
+    END_OF_SPEECH = "end_of_speech"
+    #: A final transcription: right for text models, which need the words.
+    FINAL_TRANSCRIPTION = "final_transcription"
+
+
+class EndOfInput(enum.Enum):
+    """Whether the session answers once more when its input ends."""
+
+    #: Answer only if user input arrived since the last trigger (text, images,
+    #: final transcriptions or detected speech; bare audio does not count).
+    IF_UNANSWERED = "if_unanswered"
+    #: Always answer once more (what genai-processors does).
+    ALWAYS = "always"
+    #: Never answer once more.
+    NEVER = "never"
+
+
+class State(enum.Enum):
+    """Where the conversation is."""
+
+    LISTENING = "listening"
+    ANSWERING = "answering"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+# --- actions ----------------------------------------------------------------
+
+
+@attrs.frozen
+class Emit:
+    """Send ``part`` to the session's output."""
+
+    part: Part
+
+
+@attrs.frozen
+class AddToPrompt:
+    """Add ``part`` to the rolling prompt (and so to the open prompt)."""
+
+    part: Part
+
+
+@attrs.frozen
+class Stash:
+    """Keep ``part`` aside until the running generation ends."""
+
+    part: Part
+
+
+class Control(enum.Enum):
+    """Actions that carry no data."""
+
+    #: Cancel the running generation (a newer turn supersedes it) and wait
+    #: until it has exited.
+    CANCEL = "cancel"
+    #: The user started speaking over the model: cancel as for `CANCEL`.
+    BARGE_IN = "barge_in"
+    #: Close the open prompt and release the pre-started generation's output.
+    TRIGGER = "trigger"
+    #: Wait for the running generation to finish by itself.
+    AWAIT = "await"
+    #: Cancel the pre-started generation that no turn will release.
+    DROP_PENDING = "drop_pending"
+
+
+CANCEL: Final = Control.CANCEL
+BARGE_IN: Final = Control.BARGE_IN
+TRIGGER: Final = Control.TRIGGER
+AWAIT: Final = Control.AWAIT
+DROP_PENDING: Final = Control.DROP_PENDING
+
+Action = Emit | AddToPrompt | Stash | Control
+NOTHING: Final[tuple[Action, ...]] = ()
+
+
+class PolicyError(RuntimeError):
+    """The driver called the policy in a state where that call makes no sense."""
+
+
+# --- the machine ------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class TurnPolicy:
+    """Decides what each input part does to the conversation.
+
+    Args:
+        trigger: what, besides an explicit end-of-turn, triggers a turn.
+        wait_for_end_of_speech: in final-transcription mode, hold a final
+            transcription that arrives while the user is still speaking until
+            the end of speech.
+        end_of_input: whether to answer once more when the input ends.
+    """
+
+    trigger: TriggerMode = TriggerMode.FINAL_TRANSCRIPTION
+    wait_for_end_of_speech: bool = True
+    end_of_input: EndOfInput = EndOfInput.IF_UNANSWERED
+    state: State = attrs.field(init=False, default=State.LISTENING)
+    #: Between start and end of speech.
+    user_speaking: bool = attrs.field(init=False, default=False)
+    #: A trigger is held until the end of speech.
+    trigger_deferred: bool = attrs.field(init=False, default=False)
+    #: User input arrived since the last trigger.
+    unanswered: bool = attrs.field(init=False, default=False)
+
+    def receive(self, part: Part) -> tuple[Action, ...]:
+        """The actions for one input part."""
+        if self.state is State.CLOSING or self.state is State.CLOSED:
+            raise PolicyError(f"input after the input ended (state {self.state.value})")
+        substream = part.substream
+        if substream:
+            if substream in RESERVED_SUBSTREAMS:
+                # Rule 1: reserved substreams pass straight through.
+                return (Emit(part),)
+            if substream == TRANSCRIPTION_SUBSTREAM:
+                return self._transcription(part)
+        mimetype = part.mimetype
+        if mimetype == START_OF_SPEECH_MIMETYPE:
+            # Rule 3: the user talks over the model: barge-in.
+            self.user_speaking = True
+            self.unanswered = True
+            if self.state is State.ANSWERING:
+                return (BARGE_IN,)
+            return NOTHING
+        if mimetype == END_OF_SPEECH_MIMETYPE:
+            self.user_speaking = False
+            # Rule 4 (and rule 10's release of a held final transcription).
+            if self.trigger is TriggerMode.END_OF_SPEECH or self.trigger_deferred:
+                return self._trigger()
+            return NOTHING
+        if part.metadata and is_end_of_turn(part):
+            # Rule 5: an explicit end of turn; its content (if any) is input.
+            content = part.without_metadata(END_OF_TURN_KEY)
+            if content.content:
+                return (self._user_input(content), *self._trigger())
+            return self._trigger()
+        # Rule 6: anything else is user input.
+        if not is_audio(part):
+            self.unanswered = True
+        return (self._user_input(part),)
+
+    def _transcription(self, part: Part) -> tuple[Action, ...]:
+        # Rule 2: transcriptions are shown; only final ones join the prompt.
+        shown = Emit(part.replace(substream=""))
+        if not is_final_transcription(part):
+            return (shown,)
+        self.unanswered = True
+        said = self._user_input(part.replace(substream=""))
+        if self.trigger is not TriggerMode.FINAL_TRANSCRIPTION:
+            return (shown, said)
+        if self.user_speaking and self.wait_for_end_of_speech:
+            # Rule 10: the user is still speaking; trigger at end of speech.
+            self.trigger_deferred = True
+            return (shown, said)
+        return (shown, said, *self._trigger())
+
+    def _user_input(self, part: Part) -> Action:
+        if self.state is State.ANSWERING:
+            return Stash(part)
+        return AddToPrompt(part)
+
+    def _trigger(self) -> tuple[Action, ...]:
+        cancel_first = self.state is State.ANSWERING
+        self.state = State.ANSWERING
+        self.trigger_deferred = False
+        self.unanswered = False
+        if cancel_first:
+            return (CANCEL, TRIGGER)
+        return (TRIGGER,)
+
+    def generation_ended(self) -> None:
+        """The triggered generation has exited (finished, failed or cancelled)."""
+        if self.state is State.ANSWERING:
+            self.state = State.LISTENING
+        elif self.state is not State.CLOSING:
+            raise PolicyError(f"no generation was running (state {self.state.value})")
+
+    def input_ended(self) -> tuple[Action, ...]:
+        """The actions when the input ends: finish, maybe answer once more, close."""
+        if self.state is State.CLOSING or self.state is State.CLOSED:
+            raise PolicyError("the input already ended")
+        # Rule 11: a running answer finishes; it is not cancelled.
+        actions: tuple[Action, ...] = (AWAIT,) if self.state is State.ANSWERING else ()
+        policy = self.end_of_input
+        answer = policy is EndOfInput.ALWAYS or (
+            policy is EndOfInput.IF_UNANSWERED and self.unanswered
+        )
+        if answer:
+            self._trigger()
+            actions = (*actions, TRIGGER, AWAIT)
+        else:
+            actions = (*actions, DROP_PENDING)
+        self.state = State.CLOSING
+        return actions
+
+    def closed(self) -> None:
+        """The session has closed its output."""
+        self.state = State.CLOSED

@@ -1,0 +1,78 @@
+"""Statistics: frozen snapshots, one documented field each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen(kw_only=True)
+class TurnStats:
+    """What happened in one triggered generation.
+
+    Times are `trio.current_time` values.
+
+    Attributes:
+        turn: the generation's number in the session, from 1 (pre-started
+            generations that never got a turn also take a number).
+        triggered_at: when the turn was triggered.
+        first_output_at: when its first output part was delivered (None if none).
+        ended_at: when its closing markers had been sent.
+        cancelled: True if it was cut short (barge-in or a newer turn).
+        barge_in_at: when the start of speech that cancelled it arrived.
+        prompt_parts: how many parts the model's prompt held.
+        output_parts: how many output parts were delivered.
+    """
+
+    turn: int
+    triggered_at: float
+    first_output_at: float | None
+    ended_at: float
+    cancelled: bool
+    barge_in_at: float | None
+    prompt_parts: int
+    output_parts: int
+
+    @property
+    def time_to_first_output(self) -> float | None:
+        """Seconds from the trigger to the first output part."""
+        if self.first_output_at is None:
+            return None
+        return self.first_output_at - self.triggered_at
+
+    @property
+    def barge_in_latency(self) -> float | None:
+        """Seconds from the start of speech to the interrupted turn's end."""
+        if self.barge_in_at is None:
+            return None
+        return self.ended_at - self.barge_in_at
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields and the two derived latencies, as plain JSON values."""
+        values = attrs.asdict(self)
+        values["time_to_first_output"] = self.time_to_first_output
+        values["barge_in_latency"] = self.barge_in_latency
+        return values
+
+
+@attrs.frozen(kw_only=True)
+class SessionStatistics:
+    """A snapshot of a `LiveSession`.
+
+    Attributes:
+        turns: triggered generations that have ended.
+        interrupted_turns: how many of them were cancelled.
+        history_parts: parts kept in the rolling prompt.
+        stashed_parts: parts waiting for the running answer to end.
+        state: the turn-taking state (``listening``, ``answering``,
+            ``closing``, ``closed``).
+        recent_turns: the last turns' statistics, oldest first.
+    """
+
+    turns: int
+    interrupted_turns: int
+    history_parts: int
+    stashed_parts: int
+    state: str
+    recent_turns: tuple[TurnStats, ...]
