@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._chain import Stage, run_chain
 from ._errors import (
     AudioFormatError,
     AuthenticationError,
@@ -81,6 +82,7 @@ __all__ = [
     "SessionClosedError",
     "SessionStatistics",
     "SpeechError",
+    "Stage",
     "TriggerMode",
     "TurnModel",
     "TurnPolicy",
@@ -108,6 +110,7 @@ __all__ = [
     "is_transcription",
     "is_turn_complete",
     "json_part",
+    "run_chain",
     "start_of_speech",
     "status_part",
     "text_part",

@@ -1,0 +1,63 @@
+"""Stages and chains of stages.
+
+A stage is anything with ``async def run(inbox, outbox)``: it reads parts from
+``inbox``, writes parts to ``outbox``, passes on the parts it does not handle,
+and closes ``outbox`` when ``inbox`` ends. `LiveSession` is a stage; so are
+the voice processors. `run_chain` connects stages with bounded memory
+channels and runs them as sibling tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import trio
+
+from ._parts import Part
+
+
+class Stage(Protocol):
+    """A processing step between two channels of parts."""
+
+    async def run(
+        self,
+        inbox: trio.MemoryReceiveChannel[Part],
+        outbox: trio.MemorySendChannel[Part],
+    ) -> None:
+        """Read ``inbox`` to its end, write to ``outbox``, then close both."""
+
+
+async def run_chain(
+    stages: Sequence[Stage],
+    inbox: trio.MemoryReceiveChannel[Part],
+    outbox: trio.MemorySendChannel[Part],
+    *,
+    buffer: int = 64,
+) -> None:
+    """Run ``stages`` in order from ``inbox`` to ``outbox``.
+
+    Each link between two stages is a memory channel of capacity ``buffer``.
+    Returns when every stage has returned. If one stage fails, the others are
+    cancelled and the error is raised as itself.
+    """
+    if buffer < 0:
+        raise ValueError(f"buffer must be >= 0, got {buffer!r}")
+    if not stages:
+        with inbox, outbox:
+            async for part in inbox:
+                await outbox.send(part)
+        return
+    try:
+        async with trio.open_nursery() as nursery:
+            receive = inbox
+            for stage in stages[:-1]:
+                send_next, receive_next = trio.open_memory_channel[Part](buffer)
+                nursery.start_soon(stage.run, receive, send_next)
+                receive = receive_next
+            nursery.start_soon(stages[-1].run, receive, outbox)
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+            error = group.exceptions[0]
+            raise error from error.__cause__
+        raise
