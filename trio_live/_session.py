@@ -68,6 +68,7 @@ class _Generation:
 
     number: int
     cursor: Cursor
+    turn: int = 0
     first_index: int
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     released: trio.Event = attrs.field(factory=trio.Event)
@@ -99,12 +100,21 @@ class _Output(trio.abc.SendChannel[Part]):
             raise trio.ClosedResourceError("this generation has ended")
         if not gen.released.is_set():
             await gen.released.wait()
+        # Output is tagged with its turn (a player reports playback by turn).
+        if value.role != "model" or value.metadata.get("turn") != gen.turn:
+            value = Part(
+                content=value.content,
+                mimetype=value.mimetype,
+                role="model",
+                substream=value.substream,
+                metadata={**value.metadata, "turn": gen.turn},
+            )
         await self._outbox.send(value)
         if gen.first_output_at is None:
             gen.first_output_at = trio.current_time()
         gen.output_parts += 1
         if not value.substream and not is_marker(value):
-            gen.delivered.append(value if value.role == "model" else value.replace(role="model"))
+            gen.delivered.append(value)
 
     async def aclose(self) -> None:
         """Refuse further sends (the session still ends the turn itself)."""
@@ -170,6 +180,7 @@ class LiveSession:
     _outbox: trio.MemorySendChannel[Part] | None = attrs.field(init=False, default=None)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
     _turns: int = attrs.field(init=False, default=0)
+    _turns_started: int = attrs.field(init=False, default=0)
     _interrupted: int = attrs.field(init=False, default=0)
     _recent: collections.deque[TurnStats] = attrs.field(
         init=False, factory=lambda: collections.deque(maxlen=_RECENT_TURNS)
@@ -290,6 +301,8 @@ class LiveSession:
             closed = self._prompt.finalize(now)
             gen.prompt_parts = closed.size
             gen.triggered_at = now
+            self._turns_started += 1
+            gen.turn = self._turns_started
             self._current = gen
             self._pending = self._spawn()
             gen.released.set()
@@ -353,13 +366,14 @@ class LiveSession:
 
     async def _close_turn(self, gen: _Generation, outbox: trio.MemorySendChannel[Part]) -> None:
         cancelled = gen.scope.cancelled_caught
+        tag = {"turn": gen.turn}
         if cancelled:
-            await outbox.send(interrupted())
+            await outbox.send(interrupted().replace(metadata=tag))
         if gen.error is not None:
-            await outbox.send(error_part(gen.error))
-        await outbox.send(turn_complete())
+            await outbox.send(error_part(gen.error).with_metadata(**tag))
+        await outbox.send(turn_complete().replace(metadata=tag))
         stats = TurnStats(
-            turn=gen.number,
+            turn=gen.turn,
             triggered_at=gen.triggered_at,
             first_output_at=gen.first_output_at,
             ended_at=trio.current_time(),

@@ -14,8 +14,8 @@ class TurnStats:
     Times are `trio.current_time` values.
 
     Attributes:
-        turn: the generation's number in the session, from 1 (pre-started
-            generations that never got a turn also take a number).
+        turn: the turn's number in the session, from 1 (output parts and
+            markers of the turn carry it as ``metadata["turn"]``).
         triggered_at: when the turn was triggered.
         first_output_at: when its first output part was delivered (None if none).
         ended_at: when its closing markers had been sent.
