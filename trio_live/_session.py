@@ -68,8 +68,8 @@ class _Generation:
 
     number: int
     cursor: Cursor
-    turn: int = 0
     first_index: int
+    turn: int = 0
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     released: trio.Event = attrs.field(factory=trio.Event)
     exited: trio.Event = attrs.field(factory=trio.Event)
