@@ -16,8 +16,12 @@ Invariants:
   exit before it triggers the next one).
 * While ANSWERING, user input is stashed, never added: the history shows the
   model's answer before anything the user said during it.
-* A part is sent to exactly one place: the output, the prompt, the stash, or
-  nowhere (speech events and bare end-of-turn markers).
+* A user part goes to the prompt or the stash at most once, and a part is
+  shown on the output at most once.
+* In the actions for one part, `AddToPrompt` and `Stash` come before any
+  action that may wait (emitting, cancelling, triggering). They were decided
+  for the current state, and the driver carries them out before that state
+  can change (a generation ending flushes the stash).
 
 The rules, one line each, are in `TurnPolicy.receive` and
 `TurnPolicy.input_ended`.
@@ -153,6 +157,8 @@ class TurnPolicy:
     trigger_deferred: bool = attrs.field(init=False, default=False)
     #: User input arrived since the last trigger.
     unanswered: bool = attrs.field(init=False, default=False)
+    #: How many turns were triggered (the number of the latest one).
+    turn: int = attrs.field(init=False, default=0)
 
     def receive(self, part: Part) -> tuple[Action, ...]:
         """The actions for one input part."""
@@ -196,14 +202,14 @@ class TurnPolicy:
         if not is_final_transcription(part):
             return (shown,)
         self.unanswered = True
-        said = self._user_input(part.replace(substream=""))
+        said = self._user_input(shown.part)
         if self.trigger is not TriggerMode.FINAL_TRANSCRIPTION:
-            return (shown, said)
+            return (said, shown)
         if self.user_speaking and self.wait_for_end_of_speech:
             # Rule 10: the user is still speaking; trigger at end of speech.
             self.trigger_deferred = True
-            return (shown, said)
-        return (shown, said, *self._trigger())
+            return (said, shown)
+        return (said, shown, *self._trigger())
 
     def _user_input(self, part: Part) -> Action:
         if self.state is State.ANSWERING:
@@ -213,14 +219,22 @@ class TurnPolicy:
     def _trigger(self) -> tuple[Action, ...]:
         cancel_first = self.state is State.ANSWERING
         self.state = State.ANSWERING
+        self.turn += 1
         self.trigger_deferred = False
         self.unanswered = False
         if cancel_first:
             return (CANCEL, TRIGGER)
         return (TRIGGER,)
 
-    def generation_ended(self) -> None:
-        """The triggered generation has exited (finished, failed or cancelled)."""
+    def generation_ended(self, turn: int) -> None:
+        """The generation of turn number ``turn`` has exited (finished, failed or cancelled).
+
+        A generation superseded by a newer turn changes nothing.
+        """
+        if turn > self.turn or turn < 1:
+            raise PolicyError(f"turn {turn} was never triggered (latest: {self.turn})")
+        if turn < self.turn:
+            return
         if self.state is State.ANSWERING:
             self.state = State.LISTENING
         elif self.state is not State.CLOSING:

@@ -346,7 +346,8 @@ class LiveSession:
                         gen.error = error
                     # A model that ended before its turn came still answers it
                     # only once triggered (with nothing more to say).
-                    await gen.released.wait()
+                    if not gen.released.is_set():
+                        await gen.released.wait()
                 finally:
                     if gen.released.is_set():
                         self._end_turn(gen)
@@ -362,15 +363,15 @@ class LiveSession:
         for part in gen.delivered:
             add(part, now)
         self._prompt.apply_stash(now)
-        self._policy.generation_ended()
+        self._policy.generation_ended(gen.turn)
 
     async def _close_turn(self, gen: _Generation, outbox: trio.MemorySendChannel[Part]) -> None:
         cancelled = gen.scope.cancelled_caught
         tag = {"turn": gen.turn}
-        if cancelled:
-            await outbox.send(interrupted().replace(metadata=tag))
         if gen.error is not None:
             await outbox.send(error_part(gen.error).with_metadata(**tag))
+        if cancelled:
+            await outbox.send(interrupted().replace(metadata=tag))
         await outbox.send(turn_complete().replace(metadata=tag))
         stats = TurnStats(
             turn=gen.turn,

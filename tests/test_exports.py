@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import types
+
+import trio_live
+import trio_live.testing
+
+
+def test_all_is_sorted_and_complete() -> None:
+    for module in (trio_live, trio_live.testing):
+        names = module.__all__
+        assert names == sorted(names)
+        public = {
+            name
+            for name, value in vars(module).items()
+            if not name.startswith("_") and not isinstance(value, types.ModuleType)
+        }
+        public -= {"annotations"}
+        assert set(names) - {"__version__"} == public
+
+
+def test_version() -> None:
+    assert trio_live.__version__.count(".") == 2

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+import sys
+
+import attrs
+import pytest
+
+from trio_live import (
+    AudioFormatError,
+    Part,
+    audio_mimetype,
+    audio_part,
+    audio_rate,
+    end_of_speech,
+    end_of_turn,
+    error_part,
+    image_part,
+    interrupted,
+    is_audio,
+    is_end_of_speech,
+    is_end_of_turn,
+    is_error,
+    is_final_transcription,
+    is_image,
+    is_interrupted,
+    is_marker,
+    is_reserved,
+    is_start_of_speech,
+    is_text,
+    is_transcription,
+    is_turn_complete,
+    json_part,
+    start_of_speech,
+    status_part,
+    text_part,
+    transcription,
+    turn_complete,
+)
+
+
+def test_text_part_defaults() -> None:
+    part = text_part("hi")
+    assert part.text == "hi"
+    assert part.role == "user"
+    assert part.mimetype == "text/plain"
+    assert part.substream == ""
+    assert dict(part.metadata) == {}
+    assert is_text(part)
+    assert not is_audio(part)
+
+
+def test_parts_are_immutable_and_replace_returns_new() -> None:
+    part = text_part("a")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        part.content = "b"  # type: ignore[misc]
+    other = part.replace(content="b")
+    assert part.text == "a"
+    assert other.text == "b"
+
+
+def test_metadata_is_copied_and_read_only() -> None:
+    given = {"k": 1}
+    part = Part(content="x", metadata=given)
+    given["k"] = 2
+    assert part.metadata["k"] == 1
+    with pytest.raises(TypeError):
+        part.metadata["k"] = 3  # type: ignore[index]
+    merged = part.with_metadata(j=2)
+    assert dict(merged.metadata) == {"k": 1, "j": 2}
+    assert dict(part.metadata) == {"k": 1}
+    assert dict(merged.without_metadata("k").metadata) == {"j": 2}
+
+
+def test_bad_role_is_rejected_with_the_value() -> None:
+    with pytest.raises(ValueError, match="'robot'"):
+        Part(content="x", role="robot")
+
+
+def test_audio_part() -> None:
+    part = audio_part(b"\x00\x01" * 320, rate=16000)
+    assert part.mimetype == "audio/l16;rate=16000"
+    assert audio_rate(part) == 16000
+    assert is_audio(part)
+    assert part.data == b"\x00\x01" * 320
+    with pytest.raises(AudioFormatError, match="even"):
+        audio_part(b"\x00" * 3)
+    with pytest.raises(ValueError, match="rate"):
+        audio_mimetype(0)
+
+
+def test_audio_part_is_small() -> None:
+    pcm = bytes(640)
+    part = audio_part(pcm)
+    overhead = sys.getsizeof(part)
+    assert overhead < 0.5 * len(pcm)
+
+
+@pytest.mark.parametrize(
+    "mimetype",
+    ["audio/wav", "audio/l16", "audio/l16;rate=abc", "audio/l16;rate=-5", "text/plain"],
+)
+def test_audio_rate_rejects(mimetype: str) -> None:
+    with pytest.raises(AudioFormatError):
+        audio_rate(Part(content=b"", mimetype=mimetype))
+
+
+def test_audio_rate_parses_parameters_in_any_order() -> None:
+    assert audio_rate(Part(content=b"", mimetype="audio/L16; channels=1; rate=24000")) == 24000
+
+
+def test_image_and_json_parts() -> None:
+    image = image_part(b"\x89PNG", mimetype="image/png")
+    assert is_image(image)
+    with pytest.raises(ValueError, match="image/"):
+        image_part(b"", mimetype="text/plain")
+    event = json_part({"a": [1, 2]})
+    assert json.loads(event.text) == {"a": [1, 2]}
+    status = status_part({"ok": True})
+    assert is_reserved(status)
+
+
+def test_markers_and_predicates() -> None:
+    assert is_start_of_speech(start_of_speech())
+    assert is_end_of_speech(end_of_speech())
+    assert is_turn_complete(turn_complete())
+    assert is_interrupted(interrupted())
+    for marker in (start_of_speech(), end_of_speech(), turn_complete(), interrupted()):
+        assert is_marker(marker)
+        assert not is_text(marker)
+    assert not is_marker(text_part("x"))
+    eot = end_of_turn("bye")
+    assert is_end_of_turn(eot)
+    assert eot.text == "bye"
+    assert not is_end_of_turn(text_part("x"))
+
+
+def test_transcriptions() -> None:
+    partial = transcription("hel", final=False)
+    final = transcription("hello", final=True)
+    assert is_transcription(partial)
+    assert not is_final_transcription(partial)
+    assert is_final_transcription(final)
+    # A transcription part without the flag is partial, not an error.
+    assert not is_final_transcription(Part(content="x", substream="transcription"))
+
+
+def test_error_part_holds_type_and_message() -> None:
+    part = error_part(ValueError("boom"))
+    assert is_error(part)
+    assert is_reserved(part)
+    assert json.loads(part.text) == {"error": "ValueError", "message": "boom"}
+
+
+def test_text_of_bytes_raises() -> None:
+    with pytest.raises(TypeError):
+        _ = audio_part(b"\x00\x00").text

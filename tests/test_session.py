@@ -1,0 +1,404 @@
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from trio_live import (
+    EndOfInput,
+    LiveSession,
+    Part,
+    PromptStream,
+    SessionClosedError,
+    TriggerMode,
+    audio_part,
+    end_of_speech,
+    end_of_turn,
+    is_error,
+    is_interrupted,
+    is_turn_complete,
+    start_of_speech,
+    status_part,
+    text_part,
+    transcription,
+    turn_model,
+)
+from trio_live.testing import ScriptedModel, play_timeline
+
+Timeline = list[tuple[float, Part]]
+
+
+def kinds(outputs: Timeline) -> list[tuple[float, str]]:
+    """Output as (time, label) pairs, rounded to the millisecond."""
+    labels = []
+    for at, part in outputs:
+        if is_turn_complete(part):
+            label = "<done>"
+        elif is_interrupted(part):
+            label = "<interrupted>"
+        elif is_error(part):
+            label = "<error>"
+        else:
+            label = part.text
+        labels.append((round(at, 3), label))
+    return labels
+
+
+def texts(parts: list[Part]) -> list[str]:
+    return [p.text for p in parts]
+
+
+async def test_reserved_parts_go_straight_to_output(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel(["hi"])
+    session = LiveSession(model)
+    status = status_part({"level": 3})
+    out = await play_timeline(session, [(1.0, status)])
+    assert out == [(1.0, status)]
+    assert session.history() == []
+
+
+async def test_transcriptions(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel(["answer"], first_part_delay=0.5)
+    session = LiveSession(model, trigger=TriggerMode.FINAL_TRANSCRIPTION)
+    partial = transcription("hel", final=False)
+    final = transcription("hello", final=True)
+    unflagged = Part(content="maybe", substream="transcription")
+    out = await play_timeline(session, [(0.0, partial), (0.1, unflagged), (0.2, final)])
+    # Shown on the main stream, in order; the final one triggers the turn.
+    assert [p.substream for _, p in out[:3]] == ["", "", ""]
+    assert kinds(out) == [
+        (0.0, "hel"),
+        (0.1, "maybe"),
+        (0.2, "hello"),
+        (0.7, "answer"),
+        (0.7, "<done>"),
+    ]
+    # Only the final one joined the prompt, as user input.
+    assert model.prompts[0] == [final.replace(substream="")]
+    assert texts(session.history()) == ["hello", "answer"]
+
+
+async def test_barge_in_cancels_at_once(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel([["one", "two", "three"]], first_part_delay=0.1, part_delay=1.0)
+    session = LiveSession(model)
+    out = await play_timeline(
+        session, [(0.0, end_of_turn("q")), (1.5, start_of_speech()), (1.6, end_of_speech())]
+    )
+    assert kinds(out)[:4] == [(0.1, "one"), (1.1, "two"), (1.5, "<interrupted>"), (1.5, "<done>")]
+    # Only what was delivered is in the history.
+    assert texts(session.history())[:3] == ["q", "one", "two"]
+    stats = session.statistics().recent_turns[0]
+    assert stats.cancelled
+    assert stats.barge_in_latency == 0.0
+    assert model.calls[0].sent == ["one", "two"]
+
+
+async def test_end_of_speech_triggers_in_that_mode(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel(["ok"], first_part_delay=0.2)
+    session = LiveSession(model, trigger=TriggerMode.END_OF_SPEECH)
+    audio = audio_part(bytes(640))
+    out = await play_timeline(
+        session, [(0.0, start_of_speech()), (0.02, audio), (0.5, end_of_speech())]
+    )
+    assert kinds(out) == [(0.7, "ok"), (0.7, "<done>")]
+    assert model.prompts[0] == [audio]
+
+
+async def test_end_of_turn_cancels_running_answer_and_strips_marker(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([["a", "b", "c"], "second"], first_part_delay=0.1, part_delay=1.0)
+    session = LiveSession(model)
+    out = await play_timeline(session, [(0.0, end_of_turn("q1")), (1.5, end_of_turn())])
+    assert kinds(out) == [
+        (0.1, "a"),
+        (1.1, "b"),
+        (1.5, "<interrupted>"),
+        (1.5, "<done>"),
+        (1.6, "second"),
+        (1.6, "<done>"),
+    ]
+    # The bare end-of-turn added no empty text; the marker was stripped from q1.
+    assert texts(model.prompts[1]) == ["q1", "a", "b"]
+    assert all(not p.metadata.get("end_of_turn") for p in model.prompts[1])
+
+
+async def test_input_during_answer_is_stashed_after_the_answer(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([["a", "b"], "next"], first_part_delay=0.1, part_delay=1.0)
+    session = LiveSession(model)
+    await play_timeline(
+        session,
+        [
+            (0.0, end_of_turn("q1")),
+            (0.5, text_part("s1")),
+            (0.6, text_part("s2")),
+            (3.0, end_of_turn("q2")),
+        ],
+    )
+    # The stash joined after the generation's own output, in arrival order.
+    assert texts(model.prompts[1]) == ["q1", "a", "b", "s1", "s2", "q2"]
+    assert texts(session.history()) == ["q1", "a", "b", "s1", "s2", "q2", "next"]
+
+
+async def test_stash_is_flushed_when_the_answer_is_cancelled(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([["a", "b"], "next"], first_part_delay=0.1, part_delay=1.0)
+    session = LiveSession(model)
+    await play_timeline(
+        session,
+        [(0.0, end_of_turn("q1")), (0.5, text_part("s1")), (0.6, end_of_turn("q2"))],
+    )
+    assert texts(model.prompts[1]) == ["q1", "a", "s1", "q2"]
+
+
+async def test_output_streams_as_it_comes(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel([["x", "y", "z"]], first_part_delay=1.0, part_delay=0.25)
+    session = LiveSession(model)
+    out = await play_timeline(session, [(0.0, end_of_turn("q"))])
+    assert kinds(out) == [(1.0, "x"), (1.25, "y"), (1.5, "z"), (1.5, "<done>")]
+    assert all(p.metadata["turn"] == 1 for _, p in out)
+    assert all(p.role == "model" for _, p in out)
+
+
+async def test_prestreaming_model_sees_parts_as_they_arrive(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel(["r1", "r2"])
+    session = LiveSession(model)
+    await play_timeline(
+        session,
+        [
+            (1.0, text_part("u1")),
+            (2.0, end_of_turn()),
+            (3.0, text_part("u2")),
+            (4.0, end_of_turn()),
+        ],
+    )
+    first, second = (call for call in model.calls if call.turn is not None)
+    # The first generation started with the session, before any input.
+    assert first.started_at == 0.0
+    assert [(t, p.text) for t, p in first.arrivals] == [(1.0, "u1")]
+    assert first.finalized_at == 2.0
+    # The second was started at the first trigger and read the history then.
+    assert second.started_at == 2.0
+    assert [(t, p.text) for t, p in second.arrivals] == [
+        (2.0, "u1"),
+        (2.0, "r1"),
+        (3.0, "u2"),
+    ]
+
+
+async def test_prestreamed_output_is_held_until_the_trigger(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    @turn_model
+    async def eager(prompt: PromptStream):  # type: ignore[no-untyped-def]
+        # Answers before reading the prompt to its end.
+        yield text_part("early", role="model")
+        async for _ in prompt:
+            pass
+
+    session = LiveSession(eager)
+    out = await play_timeline(session, [(5.0, end_of_turn("q"))])
+    assert kinds(out) == [(5.0, "early"), (5.0, "<done>")]
+
+
+async def test_final_transcription_waits_for_end_of_speech(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel(["ok"])
+    session = LiveSession(model)
+    out = await play_timeline(
+        session,
+        [
+            (0.0, start_of_speech()),
+            (1.0, transcription("hi there", final=True)),
+            (3.0, end_of_speech()),
+        ],
+    )
+    assert kinds(out) == [(1.0, "hi there"), (3.0, "ok"), (3.0, "<done>")]
+
+
+async def test_waiting_for_end_of_speech_can_be_turned_off(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel(["ok"])
+    session = LiveSession(model, wait_for_end_of_speech=False)
+    out = await play_timeline(
+        session,
+        [
+            (0.0, start_of_speech()),
+            (1.0, transcription("hi", final=True)),
+            (3.0, end_of_speech()),
+        ],
+    )
+    assert kinds(out) == [(1.0, "hi"), (1.0, "ok"), (1.0, "<done>")]
+
+
+async def test_end_of_input_lets_the_answer_finish(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel([["a", "b"]], first_part_delay=1.0, part_delay=1.0)
+    session = LiveSession(model)
+    out = await play_timeline(session, [(0.0, end_of_turn("q"))])
+    assert kinds(out) == [(1.0, "a"), (2.0, "b"), (2.0, "<done>")]
+    # No extra model call for the end of input: one answered turn only.
+    assert len(model.prompts) == 1
+
+
+@pytest.mark.parametrize(
+    ("mode", "timeline", "answers"),
+    [
+        (EndOfInput.IF_UNANSWERED, [(0.0, text_part("q"))], 1),
+        (EndOfInput.IF_UNANSWERED, [(0.0, audio_part(bytes(640)))], 0),
+        (EndOfInput.IF_UNANSWERED, [(0.0, end_of_turn("q"))], 1),
+        (EndOfInput.NEVER, [(0.0, text_part("q"))], 0),
+        (EndOfInput.ALWAYS, [(0.0, end_of_turn("q"))], 2),
+    ],
+)
+async def test_end_of_input_modes(
+    autojump_clock: trio.abc.Clock, mode: EndOfInput, timeline: Timeline, answers: int
+) -> None:
+    model = ScriptedModel(["x"])
+    session = LiveSession(model, end_of_input=mode)
+    out = await play_timeline(session, timeline)
+    assert sum(is_turn_complete(p) for _, p in out) == answers
+    assert len(model.prompts) == answers
+
+
+async def test_no_task_outlives_the_session(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel(["slow"], first_part_delay=100.0)
+    async with LiveSession(model) as session:
+        await session.send(end_of_turn("q"))
+        await trio.sleep(1)
+    # Leaving the block cancelled the running generation and the pending one.
+    assert trio.current_time() == 1.0
+    root = trio.lowlevel.current_root_task()
+    live = [
+        task.name
+        for nursery in root.child_nurseries
+        for task in nursery.child_tasks
+        if "trio_live" in task.name
+    ]
+    assert live == []
+    with pytest.raises(SessionClosedError):
+        await session.send(text_part("late"))
+
+
+async def test_model_error_reaches_the_caller_as_itself(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    class Boom(Exception):
+        pass
+
+    model = ScriptedModel(["ok"], errors={0: Boom("model failed")})
+    session = LiveSession(model)
+    with pytest.raises(Boom, match="model failed"):
+        await play_timeline(session, [(0.0, text_part("s")), (0.0, end_of_turn("q"))])
+    # Nothing the user sent was lost.
+    assert texts(session.history()) == ["s", "q"]
+
+
+async def test_model_error_can_be_reported_and_the_session_goes_on(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel(["never", "ok"], errors={0: RuntimeError("flaky")})
+    session = LiveSession(model, model_errors="report")
+    out = await play_timeline(session, [(0.0, end_of_turn("q1")), (1.0, end_of_turn("q2"))])
+    assert kinds(out) == [(0.0, "<error>"), (0.0, "<done>"), (1.0, "ok"), (1.0, "<done>")]
+    assert '"RuntimeError"' in out[0][1].text
+
+
+async def test_cancelled_generation_is_not_an_error(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel(["long"], first_part_delay=10.0)
+    session = LiveSession(model)
+    out = await play_timeline(
+        session, [(0.0, end_of_turn("q")), (1.0, start_of_speech()), (1.1, end_of_speech())]
+    )
+    assert not any(is_error(p) for _, p in out)
+
+
+async def test_turn_statistics(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel([["a", "b"], "c"], first_part_delay=0.3, part_delay=1.0)
+    session = LiveSession(model, emit_stats=True)
+    out = await play_timeline(
+        session,
+        [(0.0, text_part("x")), (1.0, end_of_turn("q")), (2.0, start_of_speech())],
+    )
+    stats = session.statistics()
+    assert stats.turns == 2
+    assert stats.interrupted_turns == 1
+    first, second = stats.recent_turns
+    assert first.triggered_at == 1.0
+    assert first.time_to_first_output == pytest.approx(0.3)
+    assert first.barge_in_latency == 0.0
+    assert first.prompt_parts == 2
+    assert first.output_parts == 1
+    # The speech left unanswered at the end of input got its answer.
+    assert second.triggered_at == 2.0
+    assert not second.cancelled
+    assert sum(p.substream == "status" for _, p in out) == 2
+
+
+async def test_barge_in_waits_for_the_generation_to_exit(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    exited_at: list[float] = []
+
+    async def stubborn(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        await prompt.collect()
+        try:
+            await output.send(text_part("hi", role="model"))
+            await trio.sleep_forever()
+        finally:
+            # Tear-down takes time; the next turn must not start before it ends.
+            with trio.CancelScope(shield=True):
+                await trio.sleep(2.0)
+            exited_at.append(trio.current_time())
+
+    session = LiveSession(stubborn, end_of_input=EndOfInput.NEVER)
+    started: list[float] = []
+    async with session:
+        await session.send(end_of_turn("q1"))
+        assert (await session.receive()).text == "hi"
+        await trio.sleep(1.0)
+        await session.send(end_of_turn("q2"))
+        assert is_interrupted(await session.receive())
+        assert is_turn_complete(await session.receive())
+        assert (await session.receive()).text == "hi"
+        started.append(trio.current_time())
+    assert exited_at[0] == 3.0
+    assert started == [3.0]
+
+
+async def test_bounded_output_applies_backpressure(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel([[str(i) for i in range(10)]])
+    async with LiveSession(model, output_buffer=2) as session:
+        await session.send(end_of_turn("q"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert model.calls[0].sent == ["0", "1"]
+        got = [(await session.receive()).text for _ in range(10)]
+    assert got == [str(i) for i in range(10)]
+
+
+async def test_run_as_a_task_over_channels(autojump_clock: trio.abc.Clock) -> None:
+    send_in, receive_in = trio.open_memory_channel[Part](10)
+    send_out, receive_out = trio.open_memory_channel[Part](10)
+    session = LiveSession(ScriptedModel(["pong"]))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(session.run, receive_in, send_out)
+        async with send_in:
+            await send_in.send(end_of_turn("ping"))
+        got = [part async for part in receive_out]
+    assert [p.text for p in got if not is_turn_complete(p)] == ["pong"]
+    with pytest.raises(RuntimeError, match="only once"):
+        await session.run(receive_in, send_out)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("input_buffer", -1), ("output_buffer", -2), ("model_errors", "x")]
+)
+def test_bad_options_are_rejected(field: str, value: object) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        LiveSession(ScriptedModel(), **{field: value})  # type: ignore[arg-type]
