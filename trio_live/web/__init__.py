@@ -1,0 +1,71 @@
+"""The websocket bridge and browser page: ``trio-live serve``.
+
+A `WebServer` serves a small page over HTTP and one `~trio_live.LiveSession`
+per websocket connection, on the same port. The wire protocol is in
+``docs/protocol.md``; its pure codec is `decode_client_message` /
+`output_events`.
+"""
+
+from __future__ import annotations
+
+from ._protocol import (
+    PROTOCOL_VERSION,
+    SUBPROTOCOL,
+    AudioFrame,
+    BadAudioFrame,
+    BadJson,
+    Config,
+    EndOfTurn,
+    Interrupt,
+    Limits,
+    MalformedMessage,
+    MessageTooLarge,
+    Outgoing,
+    Playback,
+    TextInput,
+    UnknownMessageType,
+    UnsupportedVersion,
+    WireError,
+    decode_client_message,
+    input_parts,
+    output_events,
+)
+from ._server import (
+    STATIC_DIR,
+    WEBSOCKET_PATH,
+    Pipeline,
+    PipelineFactory,
+    ServerConfig,
+    ServerStatistics,
+    WebServer,
+)
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "STATIC_DIR",
+    "SUBPROTOCOL",
+    "WEBSOCKET_PATH",
+    "AudioFrame",
+    "BadAudioFrame",
+    "BadJson",
+    "Config",
+    "EndOfTurn",
+    "Interrupt",
+    "Limits",
+    "MalformedMessage",
+    "MessageTooLarge",
+    "Outgoing",
+    "Pipeline",
+    "PipelineFactory",
+    "Playback",
+    "ServerConfig",
+    "ServerStatistics",
+    "TextInput",
+    "UnknownMessageType",
+    "UnsupportedVersion",
+    "WebServer",
+    "WireError",
+    "decode_client_message",
+    "input_parts",
+    "output_events",
+]

@@ -1,0 +1,161 @@
+"""One port for the page and the websocket: read the request head, then route.
+
+The server reads a connection's HTTP request head itself (bounded in size),
+parses it with h11, and then either answers a plain ``GET`` with a file of the
+page, or hands the stream, with the bytes already read put back in front, to
+trio-websocket for the handshake.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+import h11
+import trio
+
+_HEAD_END = b"\r\n\r\n"
+
+
+class BadRequest(Exception):
+    """The request head is malformed or too large."""
+
+
+@attrs.frozen(kw_only=True)
+class RequestHead:
+    """The parsed head of an HTTP request, and the raw bytes read so far."""
+
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    raw: bytes
+
+    @property
+    def is_websocket(self) -> bool:
+        """True for a websocket upgrade request."""
+        return self.headers.get("upgrade", "").lower() == "websocket"
+
+
+async def read_head(stream: trio.abc.ReceiveStream, *, max_bytes: int) -> RequestHead:
+    """Read and parse a request head (the stream is left just after what was read).
+
+    Raises:
+        BadRequest: the head is malformed, larger than ``max_bytes``, or the
+            peer closed the connection first.
+    """
+    raw = b""
+    while _HEAD_END not in raw:  # the head is small: no need to scan incrementally
+        if len(raw) > max_bytes:
+            raise BadRequest("request head too large")
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            raise BadRequest("connection closed before the request head ended")
+        raw += chunk
+    parser = h11.Connection(h11.SERVER)
+    parser.receive_data(raw)
+    try:
+        request = parser.next_event()
+    except h11.RemoteProtocolError as error:
+        raise BadRequest(str(error)) from None
+    if not isinstance(request, h11.Request):
+        raise BadRequest("no request")
+    headers: dict[str, str] = {}
+    for name, value in request.headers:
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return RequestHead(
+        method=request.method.decode("ascii"),
+        target=request.target.decode("latin-1"),
+        headers=headers,
+        raw=raw,
+    )
+
+
+class PrefixedStream(trio.abc.Stream):
+    """A stream that first returns ``prefix``, then whatever ``stream`` receives."""
+
+    def __init__(self, prefix: bytes, stream: trio.abc.Stream) -> None:
+        self._prefix = prefix
+        self._stream = stream
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        """The prefix first, then the wrapped stream's data."""
+        if self._prefix:
+            await trio.lowlevel.checkpoint()
+            size = len(self._prefix) if max_bytes is None else max_bytes
+            data, self._prefix = self._prefix[:size], self._prefix[size:]
+            return bytes(data)
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Send through the wrapped stream."""
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        """As the wrapped stream."""
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        """As the wrapped stream, where it can."""
+        if isinstance(self._stream, trio.abc.HalfCloseableStream):
+            await self._stream.send_eof()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        """Close the wrapped stream."""
+        await self._stream.aclose()
+
+    @property
+    def socket(self) -> object:
+        """The wrapped stream's socket (trio-websocket reads the endpoints from it)."""
+        return getattr(self._stream, "socket", None)
+
+
+def static_files(directory: Path) -> dict[str, tuple[str, bytes]]:
+    """URL path → (content type, body) for the files directly in ``directory``.
+
+    The files are read once, when the server starts; ``/`` is ``index.html``.
+    """
+    files: dict[str, tuple[str, bytes]] = {}
+    for path in sorted(directory.iterdir()):
+        if not path.is_file():
+            continue
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        if kind.startswith("text/") or kind.endswith("javascript"):
+            kind += "; charset=utf-8"
+        files[f"/{path.name}"] = (kind, path.read_bytes())
+    if "/index.html" in files:
+        files["/"] = files["/index.html"]
+    return files
+
+
+def response(status: int, body: bytes, *, content_type: str, head: bool = False) -> bytes:
+    """A complete HTTP/1.1 response that closes the connection."""
+    lines = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
+        f"content-type: {content_type}",
+        f"content-length: {len(body)}",
+        "cache-control: no-store",
+        "x-content-type-options: nosniff",
+        "connection: close",
+    ]
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return data if head else data + body
+
+
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+
+
+def file_response(files: Mapping[str, tuple[str, bytes]], request: RequestHead) -> bytes:
+    """The response to a plain HTTP request for the page."""
+    if request.method not in ("GET", "HEAD"):
+        return response(405, b"method not allowed\n", content_type="text/plain")
+    found = files.get(request.target.partition("?")[0])
+    if found is None:
+        return response(404, b"not found\n", content_type="text/plain")
+    kind, body = found
+    return response(200, body, content_type=kind, head=request.method == "HEAD")

@@ -1,0 +1,366 @@
+"""The wire protocol between a browser (or app) and ``trio-live serve``: a sans-IO codec.
+
+Websocket messages go in, typed values come out, and back: this module never
+does I/O, never reads a clock and never imports trio, so its tests are plain
+synchronous tables. ``docs/protocol.md`` is the reference for clients.
+
+Invariants:
+
+* A message the client sends decodes to exactly one `ClientMessage` or raises
+  exactly one `WireError` (with a stable ``code``); nothing is half-applied, so
+  the server can report the error and go on.
+* Every server event is one JSON text message with a ``type``; TTS audio is an
+  ``audio`` event immediately followed by one binary message, and the pair
+  travels as one `Outgoing` value so it can only be dropped whole.
+* Only audio is ever marked droppable; control events never are.
+* Unknown fields are ignored (newer clients may add some); unknown types and
+  wrong field types are errors. The version is negotiated once, by the
+  ``ready`` event and the optional ``config`` message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, Final, TypeAlias
+
+import attrs
+
+from .._errors import AudioFormatError, ProtocolError
+from .._parts import (
+    EMPTY_METADATA,
+    ERROR_MIMETYPE,
+    FINAL_KEY,
+    STATUS_SUBSTREAM,
+    TURN_STATS_MIMETYPE,
+    Part,
+    audio_part,
+    audio_rate,
+    end_of_speech,
+    end_of_turn,
+    is_audio,
+    is_interrupted,
+    is_text,
+    is_turn_complete,
+    start_of_speech,
+    text_part,
+)
+
+PROTOCOL_VERSION: Final = 1
+SUBPROTOCOL: Final = "trio-live.v1"
+SAMPLE_RATE: Final = 16000
+
+
+class WireError(ProtocolError):
+    """A client message that the server cannot take; the session goes on.
+
+    Attributes:
+        code: a stable machine-readable name, sent in the ``error`` event.
+    """
+
+    code = "bad_message"
+
+
+class MalformedMessage(WireError):
+    """Not JSON, not an object, or a field of the wrong type."""
+
+    code = "bad_message"
+
+
+class BadJson(MalformedMessage):
+    """The text message is not valid JSON."""
+
+    code = "bad_json"
+
+
+class UnknownMessageType(WireError):
+    """The message's ``type`` is not one this protocol version knows."""
+
+    code = "unknown_type"
+
+
+class UnsupportedVersion(WireError):
+    """The client asked for a protocol version the server does not speak."""
+
+    code = "unsupported_version"
+
+
+class BadAudioFrame(WireError, AudioFormatError):
+    """A binary frame that is not PCM16 audio of an accepted size."""
+
+    code = "bad_audio"
+
+
+class MessageTooLarge(WireError):
+    """A message above the server's size limit."""
+
+    code = "too_large"
+
+
+def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{attribute.name} must be a positive int, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """What the server accepts from one client.
+
+    Attributes:
+        max_message_bytes: the largest websocket message; a larger one closes
+            the connection with code 1009 (it is never read whole).
+        max_audio_frame_bytes: the largest binary audio frame (default: one
+            second of 16 kHz PCM16); larger frames get a ``bad_audio`` error.
+        max_text_chars: the longest typed text.
+    """
+
+    max_message_bytes: int = attrs.field(default=256 * 1024, validator=_positive)
+    max_audio_frame_bytes: int = attrs.field(default=2 * SAMPLE_RATE, validator=_positive)
+    max_text_chars: int = attrs.field(default=8000, validator=_positive)
+
+
+# --- client -> server ---------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class AudioFrame:
+    """A binary frame of 16 kHz mono PCM16 (little-endian) microphone audio."""
+
+    pcm: bytes
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """The optional first message: what the client wants from this session.
+
+    Attributes:
+        version: the protocol version the client speaks.
+        tts: whether the server should send synthesized speech.
+    """
+
+    version: int = PROTOCOL_VERSION
+    tts: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class TextInput:
+    """A typed message; ``end_of_turn`` asks the model to answer it."""
+
+    text: str
+    end_of_turn: bool = True
+
+
+@attrs.frozen(kw_only=True)
+class EndOfTurn:
+    """The user's turn is over (push-to-talk released, for example)."""
+
+
+@attrs.frozen(kw_only=True)
+class Interrupt:
+    """Stop the model's current answer, as if the user had started speaking."""
+
+
+@attrs.frozen(kw_only=True)
+class Playback:
+    """How far the client has played the model's speech for ``turn``."""
+
+    turn: int
+    chars: int
+
+
+ClientMessage: TypeAlias = AudioFrame | Config | TextInput | EndOfTurn | Interrupt | Playback
+
+
+def _field(obj: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
+    value = obj.get(name, default)
+    # bool is an int in Python; JSON keeps them apart, and so do we.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MalformedMessage(f"field {name!r} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _count(obj: Mapping[str, Any], name: str) -> int:
+    if name not in obj:
+        raise MalformedMessage(f"field {name!r} is required")
+    value: int = _field(obj, name, int, None)
+    if value < 0:
+        raise MalformedMessage(f"field {name!r} must be >= 0, got {value!r}")
+    return value
+
+
+def decode_client_message(message: str | bytes, limits: Limits = Limits()) -> ClientMessage:
+    """Decode one websocket message from a client.
+
+    Raises:
+        WireError: the message is malformed; its ``code`` says how.
+    """
+    if isinstance(message, bytes):
+        size = len(message)
+        if size == 0 or size & 1:
+            raise BadAudioFrame(f"audio frames hold whole PCM16 samples, got {size} bytes")
+        if size > limits.max_audio_frame_bytes:
+            raise BadAudioFrame(
+                f"audio frames hold at most {limits.max_audio_frame_bytes} bytes, got {size}"
+            )
+        return AudioFrame(pcm=message)
+    if len(message) > limits.max_message_bytes:
+        raise MessageTooLarge(f"messages hold at most {limits.max_message_bytes} characters")
+    try:
+        obj = json.loads(message)
+    except ValueError:
+        raise BadJson("the text message is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise MalformedMessage(f"a message must be a JSON object, got {type(obj).__name__}")
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise MalformedMessage("a message needs a string field 'type'")
+    if kind == "text":
+        if "text" not in obj:
+            raise MalformedMessage("field 'text' is required")
+        text: str = _field(obj, "text", str, None)
+        if not text:
+            raise MalformedMessage("field 'text' must not be empty")
+        if len(text) > limits.max_text_chars:
+            raise MessageTooLarge(f"text holds at most {limits.max_text_chars} characters")
+        return TextInput(text=text, end_of_turn=_field(obj, "end_of_turn", bool, True))
+    if kind == "end_of_turn":
+        return EndOfTurn()
+    if kind == "interrupt":
+        return Interrupt()
+    if kind == "playback":
+        return Playback(turn=_count(obj, "turn"), chars=_count(obj, "chars"))
+    if kind == "config":
+        version: int = _field(obj, "version", int, PROTOCOL_VERSION)
+        if version != PROTOCOL_VERSION:
+            raise UnsupportedVersion(
+                f"this server speaks protocol version {PROTOCOL_VERSION}, not {version}"
+            )
+        rate: int = _field(obj, "sample_rate", int, SAMPLE_RATE)
+        if rate != SAMPLE_RATE:
+            raise MalformedMessage(f"audio must be sampled at {SAMPLE_RATE} Hz, got {rate}")
+        return Config(version=version, tts=_field(obj, "tts", bool, True))
+    raise UnknownMessageType(f"unknown message type {kind[:40]!r}")
+
+
+def input_parts(message: ClientMessage) -> list[Part]:
+    """The session input for a message (none for ``config`` and ``playback``)."""
+    if isinstance(message, AudioFrame):
+        return [audio_part(message.pcm, rate=SAMPLE_RATE)]
+    if isinstance(message, TextInput):
+        if message.end_of_turn:
+            return [end_of_turn(message.text)]
+        return [text_part(message.text)]
+    if isinstance(message, EndOfTurn):
+        return [end_of_turn()]
+    if isinstance(message, Interrupt):
+        return [start_of_speech(), end_of_speech()]
+    return []
+
+
+# --- server -> client ---------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Outgoing:
+    """One server event: a JSON text message, maybe followed by a binary one.
+
+    Attributes:
+        text: the JSON event.
+        binary: the audio that follows it, if any.
+        droppable: True for audio, which a too-slow client may lose.
+    """
+
+    text: str
+    binary: bytes | None = None
+    droppable: bool = False
+
+
+def _dump(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def event(kind: str, **fields: Any) -> Outgoing:
+    """A control event ``{"type": kind, **fields}`` (never dropped)."""
+    return Outgoing(text=_dump({"type": kind, **fields}))
+
+
+def ready_event(*, session: str, limits: Limits) -> Outgoing:
+    """The first event of every connection: the version and the limits."""
+    return event(
+        "ready",
+        version=PROTOCOL_VERSION,
+        session=session,
+        audio={"format": "pcm_s16le", "sample_rate": SAMPLE_RATE, "channels": 1},
+        limits=attrs.asdict(limits),
+    )
+
+
+def error_event(error: WireError | str, message: str | None = None) -> Outgoing:
+    """An ``error`` event for a `WireError`, or for a code and a message."""
+    if isinstance(error, WireError):
+        return event("error", code=error.code, message=str(error))
+    return event("error", code=error, message=message or "")
+
+
+def state_event(state: str) -> Outgoing:
+    """The conversation's state: ``listening``, ``thinking`` or ``speaking``."""
+    return event("state", state=state)
+
+
+def _clean(value: Any) -> Any:
+    # JSON has no NaN: unknown numbers become null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def output_events(part: Part, *, counters: Mapping[str, int] = EMPTY_METADATA) -> list[Outgoing]:
+    """The events for one part of a session's output (often none).
+
+    ``counters`` are added to each ``metrics`` event.
+    """
+    turn = part.metadata.get("turn")
+    if part.substream == STATUS_SUBSTREAM:
+        try:
+            value = json.loads(part.text)
+        except (TypeError, ValueError):
+            return []
+        if not isinstance(value, dict):
+            return []
+        if part.mimetype == ERROR_MIMETYPE:
+            detail = f"{value.get('error', 'Error')}: {value.get('message', '')}"
+            return [event("error", code="pipeline_error", message=detail, turn=turn)]
+        if part.mimetype == TURN_STATS_MIMETYPE:
+            fields = {k: _clean(v) for k, v in value.items()}
+            return [event("metrics", **fields, **counters)]
+        return []
+    if part.substream:
+        return []
+    if is_turn_complete(part):
+        return [event("turn_complete", turn=turn)]
+    if is_interrupted(part):
+        return [event("interrupted", turn=turn)]
+    if part.role == "user" and is_text(part) and FINAL_KEY in part.metadata:
+        final = part.metadata[FINAL_KEY] is True
+        return [event("transcript", text=part.text, final=final)]
+    if part.role != "model":
+        return []
+    if is_text(part) and part.content:
+        return [event("text", turn=turn, text=part.text)]
+    if is_audio(part) and part.content:
+        try:
+            rate = audio_rate(part)
+        except AudioFormatError:
+            return []
+        header = _dump(
+            {
+                "type": "audio",
+                "turn": turn,
+                "sample_rate": rate,
+                "bytes": len(part.data),
+                "spoken_chars": part.metadata.get("spoken_chars"),
+            }
+        )
+        return [Outgoing(text=header, binary=part.data, droppable=True)]
+    return []

@@ -1,0 +1,480 @@
+"""The websocket bridge: one live session per connection, served with trio-websocket.
+
+Each connection is a small tree of tasks in one nursery:
+
+* the reader decodes client messages (`decode_client_message`); audio goes
+  into the input queue (oldest dropped when the pipeline falls behind),
+  everything else waits for room (never dropped); a malformed message gets an
+  ``error`` event and the session goes on;
+* the pipeline (``before`` stages → `LiveSession` → ``after`` stages, built by
+  the factory when the first message arrives) runs between the input queue and
+  the output queue;
+* the writer sends the output queue's events; TTS audio is dropped oldest
+  first when the client does not read fast enough, control events never.
+
+When the client goes away the reader returns and the connection's nursery is
+cancelled: the model's request and everything else of the session stop at
+their next checkpoint. When the server is cancelled (SIGINT/SIGTERM in the
+CLI) every connection cancels its session and then sends a close frame (1001)
+inside a shielded scope with a short deadline, so nothing hangs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeAlias
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+import trio
+import trio_websocket
+
+from .._chain import Stage, run_chain
+from .._errors import LiveError
+from .._parts import (
+    Part,
+    is_audio,
+    is_end_of_turn,
+    is_final_transcription,
+    is_start_of_speech,
+    is_turn_complete,
+)
+from .._session import LiveSession
+from ._http import BadRequest, PrefixedStream, RequestHead, file_response, read_head, response
+from ._http import static_files as _load_static
+from ._protocol import (
+    SUBPROTOCOL,
+    Config,
+    Limits,
+    Outgoing,
+    Playback,
+    WireError,
+    decode_client_message,
+    error_event,
+    input_parts,
+    output_events,
+    ready_event,
+    state_event,
+)
+from ._queue import DropOldQueue
+
+STATIC_DIR: Final = Path(__file__).with_name("static")
+WEBSOCKET_PATH: Final = "/ws"
+_MAX_HEAD_BYTES: Final = 16 * 1024
+
+logger = logging.getLogger("trio_live.web")
+
+
+@attrs.frozen(kw_only=True)
+class Pipeline:
+    """What one connection runs: ``before`` → ``session`` → ``after``.
+
+    Attributes:
+        session: the connection's live session (one per connection).
+        before: stages between the client's input and the session (voice
+            activity detection, speech to text).
+        after: stages between the session and the client (text to speech).
+    """
+
+    session: LiveSession
+    before: Sequence[Stage] = ()
+    after: Sequence[Stage] = ()
+
+
+PipelineFactory: TypeAlias = Callable[[Config], Pipeline]
+"""Builds a fresh `Pipeline` for each connection, from the client's `Config`."""
+
+
+def _check_positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class ServerConfig:
+    """How the server listens and what it accepts.
+
+    Attributes:
+        host: the address to bind (loopback by default: put a reverse proxy
+            with TLS in front to serve other machines).
+        port: the TCP port (0 picks a free one).
+        allowed_origins: browser origins allowed besides the page's own
+            (``"*"`` allows any); clients that send no Origin are allowed.
+        token: if set, clients must send ``Authorization: Bearer <token>`` or
+            ``?token=<token>`` in the websocket URL.
+        max_sessions: the most concurrent sessions; more are refused (503).
+        limits: the message limits (`Limits`).
+        audio_in_frames: input audio frames queued before the oldest is dropped.
+        audio_out_chunks: TTS chunks queued before the oldest is dropped.
+        control_queue: control messages queued (each way) before the producer waits.
+        close_grace: seconds allowed for the closing handshake.
+        handshake_timeout: seconds a client has to send its request head.
+        static_dir: the page's files (None: serve no page).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    token: str | None = attrs.field(default=None, repr=False)
+    max_sessions: int = attrs.field(default=16, validator=_check_positive)
+    limits: Limits = attrs.field(factory=Limits)
+    audio_in_frames: int = attrs.field(default=250, validator=_check_positive)
+    audio_out_chunks: int = attrs.field(default=200, validator=_check_positive)
+    control_queue: int = attrs.field(default=64, validator=_check_positive)
+    close_grace: float = attrs.field(default=2.0, validator=_check_positive)
+    handshake_timeout: float = attrs.field(default=10.0, validator=_check_positive)
+    static_dir: Path | None = STATIC_DIR
+
+
+@attrs.frozen(kw_only=True)
+class ServerStatistics:
+    """A snapshot of a `WebServer`.
+
+    Attributes:
+        active_sessions: connections with a live session now.
+        total_sessions: sessions accepted since the start.
+        refused: websocket handshakes refused (path, origin, token, capacity).
+        protocol_errors: malformed client messages answered with an error.
+        dropped_audio_in: input audio frames dropped (pipeline too slow).
+        dropped_audio_out: TTS chunks dropped (client too slow).
+    """
+
+    active_sessions: int
+    total_sessions: int
+    refused: int
+    protocol_errors: int
+    dropped_audio_in: int
+    dropped_audio_out: int
+
+
+@attrs.define(eq=False)
+class WebServer:
+    """Serves the page over HTTP and live sessions over websocket, on one port.
+
+    Args:
+        pipeline: builds each connection's `Pipeline`.
+        config: the `ServerConfig`.
+    """
+
+    pipeline: PipelineFactory
+    config: ServerConfig = ServerConfig()
+    _files: dict[str, tuple[str, bytes]] = attrs.field(init=False, factory=dict)
+    _active: int = attrs.field(init=False, default=0)
+    _total: int = attrs.field(init=False, default=0)
+    _refused: int = attrs.field(init=False, default=0)
+    _errors: int = attrs.field(init=False, default=0)
+    _dropped_in: int = attrs.field(init=False, default=0)
+    _dropped_out: int = attrs.field(init=False, default=0)
+
+    def statistics(self) -> ServerStatistics:
+        """A snapshot of the server's counters."""
+        return ServerStatistics(
+            active_sessions=self._active,
+            total_sessions=self._total,
+            refused=self._refused,
+            protocol_errors=self._errors,
+            dropped_audio_in=self._dropped_in,
+            dropped_audio_out=self._dropped_out,
+        )
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and serve until cancelled; ``nursery.start`` returns the bound port.
+
+        Cancellation cancels every session, sends each client a close frame
+        (1001) within ``close_grace`` seconds, and closes the listeners.
+        """
+        config = self.config
+        if config.static_dir is not None:
+            self._files = _load_static(config.static_dir)
+        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+        port: int = listeners[0].socket.getsockname()[1]
+        logger.info("serving on http://%s:%d/", config.host, port)
+        async with trio.open_nursery() as nursery:
+            task_status.started(port)
+            await trio.serve_listeners(self._connection, listeners, handler_nursery=nursery)
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        try:
+            head = None
+            with trio.move_on_after(self.config.handshake_timeout):
+                head = await read_head(stream, max_bytes=_MAX_HEAD_BYTES)
+            if head is None:
+                return
+            if not head.is_websocket:
+                await stream.send_all(file_response(self._files, head))
+                return
+            async with trio.open_nursery() as nursery:
+                try:
+                    request = await trio_websocket.wrap_server_stream(
+                        nursery,
+                        PrefixedStream(head.raw, stream),
+                        max_message_size=self.config.limits.max_message_bytes,
+                    )
+                    await self._websocket(request, head)
+                finally:
+                    # Ends trio-websocket's reader task if the client lingers.
+                    await stream.aclose()
+        except BadRequest as error:
+            body = f"bad request: {error}\n".encode()
+            await _send_quietly(stream, response(400, body, content_type="text/plain"))
+        except (
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            trio_websocket.ConnectionClosed,
+            trio_websocket.HandshakeError,
+        ):
+            pass
+        finally:
+            await stream.aclose()
+
+    def _refusal(self, head: RequestHead) -> tuple[int, str] | None:
+        url = urlsplit(head.target)
+        if url.path != WEBSOCKET_PATH:
+            return 404, "no websocket here"
+        origin = head.headers.get("origin")
+        if origin is not None and not self._origin_allowed(origin, head.headers.get("host", "")):
+            return 403, "origin not allowed"
+        token = self.config.token
+        if token is not None:
+            given = head.headers.get("authorization", "")
+            given = given[7:] if given[:7].lower() == "bearer " else ""
+            if not given:
+                given = parse_qs(url.query).get("token", [""])[0]
+            if not hmac.compare_digest(given.encode(), token.encode()):
+                return 401, "a valid token is required"
+        if self._active >= self.config.max_sessions:
+            return 503, "too many sessions"
+        return None
+
+    def _origin_allowed(self, origin: str, host: str) -> bool:
+        allowed = self.config.allowed_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        # The page's own origin: same host and port as the request.
+        return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
+
+    async def _websocket(self, request: trio_websocket.WebSocketRequest, head: RequestHead) -> None:
+        refusal = self._refusal(head)
+        if refusal is not None:
+            self._refused += 1
+            status, text = refusal
+            await request.reject(status, body=f"{text}\n".encode())
+            return
+        self._active += 1
+        try:
+            proposed = request.proposed_subprotocols
+            ws = await request.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in proposed else None)
+            self._total += 1
+            bridge = _Bridge(server=self, ws=ws, name=str(self._total))
+            code: int = 1001
+            reason: str | None = "server shutting down"
+            try:
+                code, reason = await bridge.run()
+            except Exception:
+                # One broken session must not take the server down.
+                logger.exception("session %s failed", bridge.name)
+                code, reason = 1011, "internal error"
+            finally:
+                self._dropped_in += bridge.audio_in.dropped
+                self._dropped_out += bridge.audio_out.dropped
+                with trio.move_on_after(self.config.close_grace) as scope:
+                    scope.shield = True
+                    await ws.aclose(code, reason)
+        finally:
+            self._active -= 1
+
+
+async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:
+    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        await stream.send_all(data)
+
+
+@attrs.define(eq=False)
+class _Bridge:
+    """One connection: the reader, the pipeline and the writer."""
+
+    server: WebServer
+    ws: trio_websocket.WebSocketConnection
+    name: str
+    audio_in: DropOldQueue[Part] = attrs.field(init=False)
+    audio_out: DropOldQueue[Outgoing] = attrs.field(init=False)
+    _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
+    _session: LiveSession | None = attrs.field(init=False, default=None)
+    _tts: bool = attrs.field(init=False, default=True)
+    _close: tuple[int, str | None] = attrs.field(init=False, default=(1000, None))
+    _state: str = attrs.field(init=False, default="listening")
+    _requested: int = attrs.field(init=False, default=0)
+
+    def __attrs_post_init__(self) -> None:
+        config = self.server.config
+        self.audio_in = DropOldQueue(
+            max_audio=config.audio_in_frames, max_control=config.control_queue
+        )
+        self.audio_out = DropOldQueue(
+            max_audio=config.audio_out_chunks, max_control=config.control_queue
+        )
+
+    async def run(self) -> tuple[int, str | None]:
+        """Serve the connection until the client or the pipeline ends it."""
+        ready = ready_event(session=self.name, limits=self.server.config.limits)
+        try:
+            await self._send(ready)
+        except trio_websocket.ConnectionClosed:
+            return self._close
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._write)
+            await self._read()
+            nursery.cancel_scope.cancel()
+        return self._close
+
+    async def _send(self, item: Outgoing) -> None:
+        await self.ws.send_message(item.text)
+        if item.binary is not None:
+            await self.ws.send_message(item.binary)
+
+    async def _read(self) -> None:
+        limits = self.server.config.limits
+        while True:
+            try:
+                message = await self.ws.get_message()
+            except trio_websocket.ConnectionClosed:
+                return
+            try:
+                decoded = decode_client_message(message, limits)
+            except WireError as error:
+                self.server._errors += 1
+                await self.audio_out.put(error_event(error))
+                continue
+            if isinstance(decoded, Config):
+                if self._session is not None:
+                    self.server._errors += 1
+                    problem = "config is only accepted as the first message"
+                    await self.audio_out.put(error_event("bad_message", problem))
+                else:
+                    self._start(decoded)
+                continue
+            if self._session is None:
+                self._start(Config())
+            if isinstance(decoded, Playback):
+                await self._report_playback(decoded)
+                continue
+            for part in input_parts(decoded):
+                if is_audio(part):
+                    self.audio_in.put_audio(part)
+                else:
+                    await self.audio_in.put(part)
+
+    async def _report_playback(self, playback: Playback) -> None:
+        report = getattr(self._session, "report_playback", None)
+        if report is None:
+            return
+        result = report(playback.turn, playback.chars)
+        if inspect.isawaitable(result):
+            await result
+
+    def _start(self, config: Config) -> None:
+        self._tts = config.tts
+        pipeline = self.server.pipeline(config)
+        self._session = pipeline.session
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_pipeline, pipeline)
+
+    async def _run_pipeline(self, pipeline: Pipeline) -> None:
+        send_in, receive_in = trio.open_memory_channel[Part](0)
+        send_out, receive_out = trio.open_memory_channel[Part](0)
+        stages = [*pipeline.before, _Tap(self), pipeline.session, *pipeline.after]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._feed, send_in)
+            nursery.start_soon(self._drain, receive_out)
+            try:
+                await run_chain(stages, receive_in, send_out)
+            except LiveError as error:
+                # The pipeline cannot go on: say why, then close the connection.
+                message = f"{type(error).__name__}: {error}"
+                await self.audio_out.put(error_event("pipeline_failed", message))
+                self._close = (1011, "pipeline failed")
+                self.audio_out.close()
+
+    async def _feed(self, send_in: trio.MemorySendChannel[Part]) -> None:
+        with send_in:
+            while True:
+                try:
+                    part = await self.audio_in.get()
+                except trio.EndOfChannel:
+                    return
+                await send_in.send(part)
+
+    async def _drain(self, receive_out: trio.MemoryReceiveChannel[Part]) -> None:
+        counters = {"dropped_audio_in": 0, "dropped_audio_out": 0}
+        with receive_out:
+            async for part in receive_out:
+                await self._observe_output(part)
+                counters["dropped_audio_in"] = self.audio_in.dropped
+                counters["dropped_audio_out"] = self.audio_out.dropped
+                for item in output_events(part, counters=counters):
+                    if not item.droppable:
+                        await self.audio_out.put(item)
+                    elif self._tts:
+                        self.audio_out.put_audio(item)
+
+    async def _write(self) -> None:
+        while True:
+            try:
+                item = await self.audio_out.get()
+            except trio.EndOfChannel:
+                break
+            try:
+                await self._send(item)
+            except trio_websocket.ConnectionClosed:
+                break
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
+
+    # -- the conversation's visible state -----------------------------------
+    # listening → (a turn is asked for) thinking → (model output) speaking →
+    # (the last asked-for turn completes) listening. The page adds its own
+    # playback on top: it stays "speaking" while audio is still playing.
+
+    async def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            await self.audio_out.put(state_event(state))
+
+    async def observe_input(self, part: Part) -> None:
+        """Update the state for an input part on its way to the session."""
+        if is_start_of_speech(part):
+            await self._set_state("listening")
+        elif is_end_of_turn(part) or is_final_transcription(part):
+            self._requested += 1
+            await self._set_state("thinking")
+
+    async def _observe_output(self, part: Part) -> None:
+        turn = part.metadata.get("turn")
+        if part.role != "model" or not isinstance(turn, int):
+            return
+        if part.mimetype.startswith(("text/", "audio/")) and part.content and not part.substream:
+            if turn >= self._requested:
+                await self._set_state("speaking")
+        elif is_turn_complete(part) and turn >= self._requested:
+            await self._set_state("listening")
+
+
+@attrs.define(eq=False)
+class _Tap:
+    """A stage that only watches the input, for the visible state."""
+
+    bridge: _Bridge
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with inbox, outbox:
+            async for part in inbox:
+                await self.bridge.observe_input(part)
+                await outbox.send(part)
