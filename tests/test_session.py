@@ -402,3 +402,60 @@ async def test_run_as_a_task_over_channels(autojump_clock: trio.abc.Clock) -> No
 def test_bad_options_are_rejected(field: str, value: object) -> None:
     with pytest.raises((ValueError, TypeError)):
         LiveSession(ScriptedModel(), **{field: value})  # type: ignore[arg-type]
+
+
+async def test_barge_in_keeps_only_what_was_heard(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel([["Hello there. ", "How are you?"]], part_delay=1.0)
+    async with LiveSession(model, track_playback=True) as session:
+        await session.send(end_of_turn("q"))
+        assert (await session.receive()).text == "Hello there. "
+        session.report_playback(1, 5)
+        await session.send(start_of_speech())
+        assert is_interrupted(await session.receive())
+        assert is_turn_complete(await session.receive())
+        assert texts(session.history()) == ["q", "Hello"]
+
+
+async def test_speech_over_playback_stops_it_and_cuts_the_answer(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([["one two ", "three four"]])
+    async with LiveSession(model, track_playback=True) as session:
+        await session.send(end_of_turn("q"))
+        got = [await session.receive() for _ in range(3)]
+        assert is_turn_complete(got[-1])
+        # Generated, but not heard yet: not in the history; input is stashed.
+        await session.send(text_part("while playing"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert texts(session.history()) == ["q"]
+        assert session.statistics().state == "playing"
+        session.report_playback(1, 8)
+        await session.send(start_of_speech())
+        stop = await session.receive()
+        assert is_interrupted(stop)
+        assert stop.metadata["turn"] == 1
+        assert texts(session.history()) == ["q", "one two ", "while playing"]
+        assert session.statistics().state == "listening"
+
+
+async def test_finished_playback_keeps_the_whole_answer(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel([["a", "b"], "c"])
+    async with LiveSession(model, track_playback=True) as session:
+        await session.send(end_of_turn("q"))
+        for _ in range(3):
+            await session.receive()
+        await session.send(text_part("s"))
+        await trio.testing.wait_all_tasks_blocked()
+        session.report_playback(2, 99, finished=True)  # another turn: ignored
+        assert texts(session.history()) == ["q"]
+        session.report_playback(1, 2, finished=True)
+        assert texts(session.history()) == ["q", "a", "b", "s"]
+        # A new turn while an answer still plays keeps that answer whole.
+        await session.send(end_of_turn("q2"))
+        for _ in range(2):
+            await session.receive()
+        await session.send(end_of_turn("q3"))
+        await session.receive()
+        assert texts(session.history())[4:] == ["q2", "c", "q3"]
+    with pytest.raises(ValueError, match="chars"):
+        session.report_playback(1, -1)

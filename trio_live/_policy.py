@@ -6,16 +6,23 @@ a clock and never imports trio. `trio_live._session` carries the actions out.
 States::
 
     LISTENING --trigger--> ANSWERING --generation ended--> LISTENING
-        |                      |
+        |                      |      \
+        |                      |       +--(playback tracked)--> PLAYING
+        |                      |                                   |
+        |                      |   LISTENING <--played / barge-in--+
         +----input ended-------+----> CLOSING --> CLOSED
+
+PLAYING exists only with ``track_playback``: the answer has been generated
+but the listener is still hearing it. The answer joins the history when the
+playback is reported finished, or, on a barge-in, as far as it was heard.
 
 Invariants:
 
 * At most one triggered generation runs: a trigger while ANSWERING is always
   preceded by `CANCEL` (and the driver waits for the cancelled generation to
   exit before it triggers the next one).
-* While ANSWERING, user input is stashed, never added: the history shows the
-  model's answer before anything the user said during it.
+* While ANSWERING or PLAYING, user input is stashed, never added: the history
+  shows the model's answer before anything the user said during it.
 * A user part goes to the prompt or the stash at most once, and a part is
   shown on the output at most once.
 * In the actions for one part, `AddToPrompt` and `Stash` come before any
@@ -74,6 +81,7 @@ class State(enum.Enum):
 
     LISTENING = "listening"
     ANSWERING = "answering"
+    PLAYING = "playing"
     CLOSING = "closing"
     CLOSED = "closed"
 
@@ -114,6 +122,11 @@ class Control(enum.Enum):
     TRIGGER = "trigger"
     #: Wait for the running generation to finish by itself.
     AWAIT = "await"
+    #: The user speaks over the answer's playback: stop it (interrupted
+    #: marker) and keep the answer only as far as it was heard.
+    STOP_PLAYBACK = "stop_playback"
+    #: The answer's playback is over (or no longer tracked): keep all of it.
+    FINISH_PLAYBACK = "finish_playback"
     #: Cancel the pre-started generation that no turn will release.
     DROP_PENDING = "drop_pending"
 
@@ -122,6 +135,8 @@ CANCEL: Final = Control.CANCEL
 BARGE_IN: Final = Control.BARGE_IN
 TRIGGER: Final = Control.TRIGGER
 AWAIT: Final = Control.AWAIT
+STOP_PLAYBACK: Final = Control.STOP_PLAYBACK
+FINISH_PLAYBACK: Final = Control.FINISH_PLAYBACK
 DROP_PENDING: Final = Control.DROP_PENDING
 
 Action = Emit | AddToPrompt | Stash | Control
@@ -145,11 +160,14 @@ class TurnPolicy:
             transcription that arrives while the user is still speaking until
             the end of speech.
         end_of_input: whether to answer once more when the input ends.
+        track_playback: the listener reports how far it heard each answer;
+            an answer joins the history only once heard (see `PLAYING`).
     """
 
     trigger: TriggerMode = TriggerMode.FINAL_TRANSCRIPTION
     wait_for_end_of_speech: bool = True
     end_of_input: EndOfInput = EndOfInput.IF_UNANSWERED
+    track_playback: bool = False
     state: State = attrs.field(init=False, default=State.LISTENING)
     #: Between start and end of speech.
     user_speaking: bool = attrs.field(init=False, default=False)
@@ -178,6 +196,9 @@ class TurnPolicy:
             self.unanswered = True
             if self.state is State.ANSWERING:
                 return (BARGE_IN,)
+            if self.state is State.PLAYING:
+                self.state = State.LISTENING
+                return (STOP_PLAYBACK,)
             return NOTHING
         if mimetype == END_OF_SPEECH_MIMETYPE:
             self.user_speaking = False
@@ -212,40 +233,60 @@ class TurnPolicy:
         return (said, shown, *self._trigger())
 
     def _user_input(self, part: Part) -> Action:
-        if self.state is State.ANSWERING:
+        if self.state is State.ANSWERING or self.state is State.PLAYING:
             return Stash(part)
         return AddToPrompt(part)
 
     def _trigger(self) -> tuple[Action, ...]:
-        cancel_first = self.state is State.ANSWERING
+        before = self.state
         self.state = State.ANSWERING
         self.turn += 1
         self.trigger_deferred = False
         self.unanswered = False
-        if cancel_first:
+        if before is State.ANSWERING:
             return (CANCEL, TRIGGER)
+        if before is State.PLAYING:
+            return (FINISH_PLAYBACK, TRIGGER)
         return (TRIGGER,)
 
-    def generation_ended(self, turn: int) -> None:
-        """The generation of turn number ``turn`` has exited (finished, failed or cancelled).
+    def generation_ended(self, turn: int, *, cancelled: bool = False) -> bool:
+        """The generation of turn number ``turn`` has exited.
 
-        A generation superseded by a newer turn changes nothing.
+        Returns True if its answer is now being played (`PLAYING`): it joins
+        the history later, when `playback_finished` or a barge-in says how
+        much was heard. A generation superseded by a newer turn changes
+        nothing.
         """
         if turn > self.turn or turn < 1:
             raise PolicyError(f"turn {turn} was never triggered (latest: {self.turn})")
         if turn < self.turn:
-            return
+            return False
         if self.state is State.ANSWERING:
+            if self.track_playback and not cancelled:
+                self.state = State.PLAYING
+                return True
             self.state = State.LISTENING
         elif self.state is not State.CLOSING:
             raise PolicyError(f"no generation was running (state {self.state.value})")
+        return False
+
+    def playback_finished(self, turn: int) -> tuple[Action, ...]:
+        """The listener has heard all of turn ``turn``'s answer."""
+        if self.state is State.PLAYING and turn == self.turn:
+            self.state = State.LISTENING
+            return (FINISH_PLAYBACK,)
+        return NOTHING
 
     def input_ended(self) -> tuple[Action, ...]:
         """The actions when the input ends: finish, maybe answer once more, close."""
         if self.state is State.CLOSING or self.state is State.CLOSED:
             raise PolicyError("the input already ended")
         # Rule 11: a running answer finishes; it is not cancelled.
-        actions: tuple[Action, ...] = (AWAIT,) if self.state is State.ANSWERING else ()
+        actions: tuple[Action, ...] = NOTHING
+        if self.state is State.ANSWERING:
+            actions = (AWAIT,)
+        elif self.state is State.PLAYING:
+            actions = (FINISH_PLAYBACK,)
         policy = self.end_of_input
         answer = policy is EndOfInput.ALWAYS or (
             policy is EndOfInput.IF_UNANSWERED and self.unanswered

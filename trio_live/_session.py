@@ -37,6 +37,7 @@ from ._parts import (
     error_part,
     interrupted,
     is_marker,
+    is_text,
     status_part,
     turn_complete,
 )
@@ -45,6 +46,8 @@ from ._policy import (
     BARGE_IN,
     CANCEL,
     DROP_PENDING,
+    FINISH_PLAYBACK,
+    STOP_PLAYBACK,
     TRIGGER,
     AddToPrompt,
     Control,
@@ -80,6 +83,8 @@ class _Generation:
     first_output_at: float | None = None
     barge_in_at: float | None = None
     error: Exception | None = None
+    #: Characters of the answer the listener reported hearing.
+    heard: int = 0
 
 
 class _Output(trio.abc.SendChannel[Part]):
@@ -154,6 +159,11 @@ class LiveSession:
             model's exception; ``"report"`` sends it as an error part on the
             ``status`` substream, ends the turn and goes on.
         emit_stats: send each turn's `TurnStats` on the ``status`` substream.
+        track_playback: the listener reports how far it heard each answer
+            with `report_playback`; an answer then joins the history only as
+            far as it was heard, and speech over an answer that is still
+            playing stops it (an ``interrupted`` marker for that turn, which
+            may follow the turn's ``turn_complete``).
         input_buffer: capacity of the input channel.
         output_buffer: capacity of the output channel.
     """
@@ -168,6 +178,7 @@ class LiveSession:
         default="raise", validator=attrs.validators.in_(("raise", "report"))
     )
     emit_stats: bool = False
+    track_playback: bool = False
     input_buffer: int = attrs.field(default=64, validator=_check_buffer)
     output_buffer: int = attrs.field(default=64, validator=_check_buffer)
 
@@ -177,6 +188,7 @@ class LiveSession:
     _generations: int = attrs.field(init=False, default=0)
     _current: _Generation | None = attrs.field(init=False, default=None)
     _pending: _Generation | None = attrs.field(init=False, default=None)
+    _playing: _Generation | None = attrs.field(init=False, default=None)
     _outbox: trio.MemorySendChannel[Part] | None = attrs.field(init=False, default=None)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
     _turns: int = attrs.field(init=False, default=0)
@@ -196,6 +208,7 @@ class LiveSession:
             trigger=self.trigger,
             wait_for_end_of_speech=self.wait_for_end_of_speech,
             end_of_input=self.end_of_input,
+            track_playback=self.track_playback,
         )
 
     # -- observing -----------------------------------------------------------
@@ -320,6 +333,36 @@ class LiveSession:
             assert pending is not None
             pending.scope.cancel()
             await pending.exited.wait()
+        elif action is STOP_PLAYBACK:
+            playing = self._take_playing()
+            self._commit(playing, playing.heard)
+            assert self._outbox is not None
+            await self._outbox.send(interrupted().replace(metadata={"turn": playing.turn}))
+        elif action is FINISH_PLAYBACK:
+            self._commit(self._take_playing(), None)
+
+    def _take_playing(self) -> _Generation:
+        playing, self._playing = self._playing, None
+        assert playing is not None
+        return playing
+
+    def report_playback(self, turn: int, chars: int, *, finished: bool = False) -> None:
+        """Say how much of turn ``turn``'s answer the listener has heard.
+
+        ``chars`` counts characters of the turn's text output (TTS audio parts
+        carry it as ``metadata["spoken_chars"]``). With ``finished=True`` the
+        whole answer was heard. Only matters with ``track_playback=True``;
+        reports for other turns are ignored.
+        """
+        if chars < 0:
+            raise ValueError(f"chars must be >= 0, got {chars!r}")
+        for gen in (self._current, self._playing):
+            if gen is not None and gen.turn == turn:
+                gen.heard = max(gen.heard, chars)
+        if finished:
+            for action in self._policy.playback_finished(turn):
+                assert action is FINISH_PLAYBACK
+                self._commit(self._take_playing(), None)
 
     # -- generations ---------------------------------------------------------
 
@@ -358,12 +401,20 @@ class LiveSession:
 
     def _end_turn(self, gen: _Generation) -> None:
         # Synchronous on purpose: runs in `finally`, possibly cancelled.
+        cancelled = gen.scope.cancel_called
+        if self._policy.generation_ended(gen.turn, cancelled=cancelled):
+            # Still being played: the answer joins once we know what was heard.
+            self._playing = gen
+            return
+        self._commit(gen, gen.heard if cancelled and self.track_playback else None)
+
+    def _commit(self, gen: _Generation, heard: int | None) -> None:
+        # The answer (as far as it was heard), then the stash.
         now = trio.current_time()
         add = self._prompt.add
-        for part in gen.delivered:
+        for part in gen.delivered if heard is None else _heard_prefix(gen.delivered, heard):
             add(part, now)
         self._prompt.apply_stash(now)
-        self._policy.generation_ended(gen.turn)
 
     async def _close_turn(self, gen: _Generation, outbox: trio.MemorySendChannel[Part]) -> None:
         cancelled = gen.scope.cancelled_caught
@@ -453,6 +504,21 @@ class LiveSession:
             return await self.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
+
+
+def _heard_prefix(parts: list[Part], chars: int) -> list[Part]:
+    # The parts as far as the first ``chars`` characters of their text reach.
+    kept: list[Part] = []
+    for part in parts:
+        if is_text(part) and isinstance(part.content, str):
+            if chars <= 0:
+                break
+            if len(part.content) > chars:
+                kept.append(part.replace(content=part.content[:chars]))
+                break
+            chars -= len(part.content)
+        kept.append(part)
+    return kept
 
 
 def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
