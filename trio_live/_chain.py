@@ -14,6 +14,7 @@ from typing import Protocol
 
 import trio
 
+from ._groups import raise_single
 from ._parts import Part
 
 
@@ -57,7 +58,4 @@ async def run_chain(
                 receive = receive_next
             nursery.start_soon(stages[-1].run, receive, outbox)
     except BaseExceptionGroup as group:
-        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
-            error = group.exceptions[0]
-            raise error from error.__cause__
-        raise
+        raise_single(group)

@@ -24,12 +24,13 @@ import collections
 import contextlib
 import math
 from types import TracebackType
-from typing import Literal, NoReturn, Self
+from typing import Literal, Self
 
 import attrs
 import trio
 
 from ._errors import SessionClosedError
+from ._groups import raise_single
 from ._model import PromptStream, TurnModel
 from ._parts import (
     TURN_STATS_MIMETYPE,
@@ -263,7 +264,7 @@ class LiveSession:
                         await self._control(action)  # type: ignore[arg-type]
                     nursery.cancel_scope.cancel()
             except BaseExceptionGroup as group:
-                _raise_single(group)
+                raise_single(group)
             finally:
                 self._policy.closed()
 
@@ -467,7 +468,7 @@ class LiveSession:
         try:
             return await stack.__aexit__(exc_type, exc, tb)
         except BaseExceptionGroup as group:
-            _raise_single(group)
+            raise_single(group)
 
     async def send(self, part: Part) -> None:
         """Send one input part (waits while the input buffer is full).
@@ -519,12 +520,3 @@ def _heard_prefix(parts: list[Part], chars: int) -> list[Part]:
             chars -= len(part.content)
         kept.append(part)
     return kept
-
-
-def _raise_single(group: BaseExceptionGroup[BaseException]) -> NoReturn:
-    # Unwrap a group that holds one plain error; anything else stays a group.
-    if len(group.exceptions) == 1:
-        (error,) = group.exceptions
-        if not isinstance(error, BaseExceptionGroup):
-            raise error from error.__cause__
-    raise group
