@@ -1,0 +1,289 @@
+"""Text to speech with espeak-ng, sentence by sentence.
+
+`EspeakTts` is a stage for a session's output side. Two tasks share it:
+
+* the reader takes parts from the inbox. Model text passes through at once
+  (a terminal shows it as it streams) and is cut into sentences, which go on
+  a bounded queue as soon as each is complete. Turn markers go on the queue
+  too, so a turn's ``turn_complete`` comes out after the turn's audio. Other
+  parts (status, user text, audio) pass through at once.
+* the speaker takes sentences off the queue and runs espeak-ng on each (a
+  new process per sentence, about 15 ms here), reads the PCM from its WAV
+  output, resamples it and sends it as audio parts.
+
+On the interrupted marker the reader bumps an epoch and cancels the running
+espeak-ng; the speaker drops every queued sentence from an older epoch, so
+nothing more of the cut turn is spoken, and the marker itself follows the
+audio already sent.
+
+Alignment: each audio part carries ``turn`` and ``spoken_chars``, the number
+of characters of that turn's model text spoken once the part has played.
+Inside a sentence the count grows with the audio, rounded down to the end of
+the last whole word, so a player that reports how far it got never claims a
+word the listener did not hear.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from typing import Final
+
+import attrs
+import trio
+
+from .._errors import AudioFormatError, SpeechError
+from .._parts import (
+    Part,
+    audio_part,
+    error_part,
+    is_interrupted,
+    is_reserved,
+    is_text,
+    is_turn_complete,
+)
+from ._audio import DEFAULT_RATE, check_rate, parse_wav, resample
+
+# A sentence ends at . ! ? (with closing quotes or brackets) before white
+# space, or at a line break.
+_SENTENCE_END: Final = re.compile(r"[.!?]+[\"')\]]*\s+|\n+")
+
+
+@attrs.frozen(kw_only=True)
+class _Sentence:
+    turn: int | None
+    text: str
+    start: int  # characters of the turn's text before this sentence
+    epoch: int
+
+
+@attrs.frozen(kw_only=True)
+class TtsStatistics:
+    """What an `EspeakTts` stage has done.
+
+    Attributes:
+        sentences: sentences spoken to the end.
+        dropped: sentences dropped or cut short by an interruption.
+        audio_seconds: seconds of audio produced.
+        failures: sentences espeak-ng failed on (reported as error parts).
+    """
+
+    sentences: int
+    dropped: int
+    audio_seconds: float
+    failures: int
+
+
+def split_sentences(text: str) -> tuple[list[str], str]:
+    """Cut ``text`` into complete sentences (each with its trailing space) and the rest."""
+    sentences = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        if match.end() > start:
+            sentences.append(text[start : match.end()])
+            start = match.end()
+    return sentences, text[start:]
+
+
+def _spoken_chars(sentence: _Sentence, fraction: float) -> int:
+    # Characters of the turn spoken after ``fraction`` of the sentence played,
+    # rounded down to the end of the last whole word.
+    text = sentence.text
+    if fraction >= 1.0:
+        return sentence.start + len(text)
+    position = int(len(text) * fraction)
+    space = text.rfind(" ", 0, position + 1)
+    return sentence.start + (space + 1 if space >= 0 else 0)
+
+
+def _is_speakable(part: Part) -> bool:
+    return part.role == "model" and is_text(part) and not part.substream and not is_reserved(part)
+
+
+@attrs.define(eq=False)
+class EspeakTts:
+    """Speaks the model's text with espeak-ng.
+
+    Args:
+        voice: the espeak-ng voice (``espeak-ng --voices`` lists them).
+        words_per_minute: the speaking speed.
+        rate: the sample rate of the audio parts sent.
+        chunk_duration: seconds of audio per part.
+        executable: the espeak-ng program.
+        queue_size: sentences and markers waiting to be spoken (the reader
+            waits when the queue is full).
+    """
+
+    voice: str = "en-us"
+    words_per_minute: int = attrs.field(default=175, validator=attrs.validators.in_(range(80, 451)))
+    rate: int = attrs.field(default=DEFAULT_RATE)
+    chunk_duration: float = attrs.field(default=0.2, validator=attrs.validators.gt(0.0))
+    executable: str = "espeak-ng"
+    queue_size: int = attrs.field(default=32, validator=attrs.validators.ge(1))
+    _epoch: int = attrs.field(init=False, default=0)
+    _speaking: trio.CancelScope | None = attrs.field(init=False, default=None)
+    _sentences: int = attrs.field(init=False, default=0)
+    _dropped: int = attrs.field(init=False, default=0)
+    _samples: int = attrs.field(init=False, default=0)
+    _failures: int = attrs.field(init=False, default=0)
+
+    @rate.validator
+    def _check_rate(self, attribute: attrs.Attribute[int], value: int) -> None:
+        try:
+            check_rate(value)
+        except AudioFormatError as error:
+            raise ValueError(str(error)) from None
+
+    def statistics(self) -> TtsStatistics:
+        """A snapshot of the stage's counters."""
+        return TtsStatistics(
+            sentences=self._sentences,
+            dropped=self._dropped,
+            audio_seconds=self._samples / self.rate,
+            failures=self._failures,
+        )
+
+    async def synthesize(self, text: str) -> bytes:
+        """Speak ``text``: PCM16 at `rate`.
+
+        Cancellation kills the espeak-ng process.
+
+        Raises:
+            SpeechError: if espeak-ng is missing or fails.
+        """
+        command = [self.executable, "--stdout", "-v", self.voice, "-s", str(self.words_per_minute)]
+        try:
+            result = await trio.run_process(
+                command,
+                stdin=text.encode(),
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+        except OSError as error:
+            raise SpeechError(f"cannot run {self.executable}: {error}") from error
+        if result.returncode != 0:
+            message = result.stderr.decode(errors="replace").strip()[:200]
+            raise SpeechError(f"{self.executable} exited with {result.returncode}: {message}")
+        try:
+            pcm, rate = parse_wav(result.stdout)
+        except AudioFormatError as error:
+            raise SpeechError(f"{self.executable} wrote unexpected audio: {error}") from error
+        return resample(pcm, rate, self.rate)
+
+    async def run(
+        self,
+        inbox: trio.MemoryReceiveChannel[Part],
+        outbox: trio.MemorySendChannel[Part],
+    ) -> None:
+        """Pass ``inbox`` to ``outbox`` with the model's text spoken as audio parts.
+
+        Returns when the inbox has ended and every queued sentence is spoken;
+        closes both channels. Cancellation kills a running espeak-ng.
+
+        Raises:
+            SpeechError: if espeak-ng is not installed.
+        """
+        with inbox, outbox:
+            if shutil.which(self.executable) is None:
+                raise SpeechError(f"{self.executable} not found; install the espeak-ng package")
+            send_queue, receive_queue = trio.open_memory_channel[_Sentence | Part](self.queue_size)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._speak, receive_queue, outbox)
+                with send_queue:
+                    await self._read(inbox, send_queue, outbox)
+
+    async def _read(
+        self,
+        inbox: trio.MemoryReceiveChannel[Part],
+        queue: trio.MemorySendChannel[_Sentence | Part],
+        outbox: trio.MemorySendChannel[Part],
+    ) -> None:
+        turn: int | None = None
+        pending = ""  # text of the turn not yet cut into sentences
+        consumed = 0  # characters of the turn already queued as sentences
+
+        async def queue_sentences(final: bool) -> None:
+            nonlocal pending, consumed
+            sentences, rest = split_sentences(pending)
+            if final and rest.strip():
+                sentences.append(rest)
+                rest = ""
+            elif final:
+                rest = ""
+            pending = rest
+            for text in sentences:
+                sentence = _Sentence(turn=turn, text=text, start=consumed, epoch=self._epoch)
+                consumed += len(text)
+                if text.strip():
+                    await queue.send(sentence)
+
+        async for part in inbox:
+            if _is_speakable(part):
+                part_turn = part.metadata.get("turn")
+                if part_turn != turn:
+                    await queue_sentences(final=True)
+                    turn, pending, consumed = part_turn, "", 0
+                await outbox.send(part)
+                pending += part.text
+                await queue_sentences(final=False)
+            elif is_interrupted(part):
+                self._epoch += 1
+                if self._speaking is not None:
+                    self._speaking.cancel()
+                if pending.strip():
+                    self._dropped += 1
+                pending = ""
+                await queue.send(part)
+            elif is_turn_complete(part):
+                await queue_sentences(final=True)
+                await queue.send(part)
+            else:
+                await outbox.send(part)
+        await queue_sentences(final=True)
+
+    async def _speak(
+        self,
+        queue: trio.MemoryReceiveChannel[_Sentence | Part],
+        outbox: trio.MemorySendChannel[Part],
+    ) -> None:
+        with queue:
+            async for item in queue:
+                if isinstance(item, Part):
+                    await outbox.send(item)
+                elif item.epoch != self._epoch:
+                    self._dropped += 1
+                else:
+                    await self._speak_sentence(item, outbox)
+
+    async def _speak_sentence(
+        self, sentence: _Sentence, outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with trio.CancelScope() as scope:
+            self._speaking = scope
+            try:
+                pcm = await self.synthesize(sentence.text)
+            except SpeechError as error:
+                self._failures += 1
+                await outbox.send(error_part(error))
+                return
+            finally:
+                self._speaking = None
+            chunk = max(1, round(self.chunk_duration * self.rate)) * 2
+            total = len(pcm)
+            for offset in range(0, total, chunk):
+                if sentence.epoch != self._epoch:
+                    break
+                piece = pcm[offset : offset + chunk]
+                metadata: dict[str, object] = {
+                    "spoken_chars": _spoken_chars(sentence, (offset + len(piece)) / total)
+                }
+                if sentence.turn is not None:
+                    metadata["turn"] = sentence.turn
+                part = audio_part(piece, rate=self.rate, role="model").with_metadata(**metadata)
+                await outbox.send(part)
+                self._samples += len(piece) // 2
+            else:
+                self._sentences += 1
+                return
+        self._dropped += 1
