@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trio
+
+from trio_live._chat import chat
+from trio_live._cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_chat_demo_shows_the_conversation(autojump_clock: trio.abc.Clock) -> None:
+    out = io.StringIO()
+    await chat(1.0, out)
+    text = out.getvalue()
+    assert "user: Hello! Who are you?" in text
+    assert "model: I am a scripted model" in text
+    assert "(interrupted)" in text
+    assert "heard (final): Sorry, stop. What is a cancel scope?" in text
+    assert "A cancel scope is where cancellation starts and stops." in text
+    assert "3 turns, 1 interrupted." in text
+    # The interruption comes before the story is told to its end.
+    assert "ran, and ran" not in text
+
+
+def test_bad_speed_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chat", "--speed", "0"]) == 2
+    assert "--speed must be > 0, got 0.0" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert "trio-live 0." in capsys.readouterr().out
+
+
+def test_quickstart_example_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    assert "1 application/x.trio-live.interrupted ''" in lines
+    assert " user: 'stop please'" in lines
+    assert lines[-1] == "model: '8 '"
