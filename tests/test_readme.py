@@ -1,0 +1,40 @@
+"""The README's code examples run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.testing
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+def block_containing(marker: str) -> str:
+    (block,) = [b for b in python_blocks() if marker in b]
+    return block
+
+
+def test_quick_start_runs(capsys: Any) -> None:
+    code = block_containing("trio.run(main)")
+    exec(compile(code, "README quick start", "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "text/plain '1 '",
+        "text/plain '2 '",
+        "text/plain '3 '",
+        "application/x.trio-live.turn-complete ''",
+    ]
+
+
+def test_mock_clock_example_passes() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(block_containing("autojump_clock"), "README test", "exec"), namespace)
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    trio.run(namespace["test_barge_in"], clock, clock=clock)
