@@ -1,0 +1,387 @@
+"""A real streaming model server on 127.0.0.1, for tests (trio + h11).
+
+It speaks both streaming formats the adapters use, chosen by the path:
+
+* ``POST .../chat/completions`` answers like an OpenAI-compatible server
+  (``data: {"choices": [{"delta": {"content": ...}}]}`` events, then
+  ``data: [DONE]``);
+* ``POST .../models/NAME:streamGenerateContent?alt=sse`` answers like Gemini
+  (``data: {"candidates": [...]}`` events, CRLF line ends, ``finishReason``
+  on the last one).
+
+Each request gets the next `Reply` of the script (the last one repeats), or
+the reply a function of the `RecordedRequest` returns. A reply can wait
+before its headers or between chunks, send keep-alive comments, fail with an
+error status, and end by finishing, hanging, resetting the connection (TCP
+RST), ending the body early, or sending an error event.
+
+Every request is recorded with its JSON body, and the server watches the
+socket while it streams, so it records the `trio.current_time` at which the
+client went away. Usage::
+
+    async with open_model_server([Reply(text=["Hel", "lo"])]) as server:
+        model = OpenAIChatModel(model="m", base_url=server.openai_url)
+        ...
+        [request] = await server.wait_for_requests(1)
+        await request.ended.wait()
+        request.body["messages"], request.disconnected_at
+
+Connections are kept alive between requests (HTTP/1.1), and each request
+records the number of the connection it came on, so pooling is visible.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import attrs
+import h11
+import trio
+
+End = Literal["finish", "hang", "reset", "truncate", "error_event"]
+
+
+@attrs.frozen(kw_only=True)
+class Reply:
+    """One scripted answer.
+
+    Attributes:
+        text: the text deltas, one event each.
+        status: the HTTP status; 400 and above sends an error body in the
+            API's shape with `message`.
+        message: the message of an error status or error event.
+        headers: extra response headers (``Retry-After``...).
+        headers_delay: seconds before the response headers (``math.inf``
+            hangs before any byte).
+        first_delay: seconds between the headers and the first event.
+        chunk_delay: seconds between events (and between keep-alives).
+        keepalives: ``: keep-alive`` comments sent before the first delta.
+        after: how many deltas are sent before `end` happens (None: all).
+        end: ``"finish"`` (the normal end), ``"hang"`` (stay silent until
+            the client leaves), ``"reset"`` (abort with a TCP RST),
+            ``"truncate"`` (end the body without the final event) or
+            ``"error_event"`` (send an error event, then end the body).
+        body: raw bytes sent as the body instead of events (with the
+            ``content-type`` from `headers`, or ``text/event-stream``).
+    """
+
+    text: Sequence[str] = ("Hello", " there", "!")
+    status: int = 200
+    message: str = "scripted failure"
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    headers_delay: float = 0.0
+    first_delay: float = 0.0
+    chunk_delay: float = 0.0
+    keepalives: int = 0
+    after: int | None = None
+    end: End = "finish"
+    body: bytes | None = None
+
+
+@attrs.define(eq=False)
+class RecordedRequest:
+    """One request the server received, and what became of its answer.
+
+    Attributes:
+        index: the request's number, from 0.
+        connection: the number of the TCP connection it came on, from 0.
+        dialect: ``"openai"`` or ``"gemini"`` (from the path).
+        target: the path and query.
+        headers: the request headers, names in lower case.
+        body: the parsed JSON body (None if it was not JSON).
+        received_at: when the request was complete.
+        sent: the deltas sent so far.
+        completed_at: when the response was sent in full (None otherwise).
+        disconnected_at: when the client went away before the response
+            ended (None if it did not).
+        ended: set once the server is done with the request, whatever the
+            outcome.
+    """
+
+    index: int
+    connection: int
+    dialect: str
+    target: str
+    headers: dict[str, str]
+    body: Any
+    received_at: float
+    sent: list[str] = attrs.field(factory=list)
+    completed_at: float | None = None
+    disconnected_at: float | None = None
+    ended: trio.Event = attrs.field(factory=trio.Event)
+
+
+Script = Sequence[Reply] | Callable[[RecordedRequest], Reply]
+
+
+@attrs.define(eq=False)
+class ModelServer:
+    """The running server (made by `open_model_server`).
+
+    Attributes:
+        port: the port it listens on.
+        requests: every request received, in order.
+        connections: how many connections were accepted.
+    """
+
+    script: Script
+    port: int = 0
+    requests: list[RecordedRequest] = attrs.field(factory=list)
+    connections: int = 0
+    _changed: trio.Event = attrs.field(factory=trio.Event)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_url(self) -> str:
+        """The base URL for `OpenAIChatModel` (``.../v1``)."""
+        return f"{self.url}/v1"
+
+    @property
+    def gemini_url(self) -> str:
+        """The base URL for `GeminiModel` (``.../v1beta``)."""
+        return f"{self.url}/v1beta"
+
+    async def wait_for_requests(self, count: int) -> list[RecordedRequest]:
+        """Wait until ``count`` requests were received; returns the first ``count``."""
+        while len(self.requests) < count:
+            await self._changed.wait()
+        return self.requests[:count]
+
+    def _reply(self, request: RecordedRequest) -> Reply:
+        if callable(self.script):
+            return self.script(request)
+        return self.script[min(request.index, len(self.script) - 1)]
+
+    async def _serve(self, stream: trio.SocketStream) -> None:
+        number = self.connections
+        self.connections += 1
+        conn = h11.Connection(h11.SERVER)
+        try:
+            while True:
+                received = await _read_request(stream, conn)
+                if received is None:
+                    return
+                head, raw = received
+                record = self._record(number, head, raw)
+                try:
+                    keep_alive = await self._respond(stream, conn, record)
+                finally:
+                    record.ended.set()
+                if not keep_alive or conn.our_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
+            return
+        finally:
+            with trio.CancelScope(shield=True):
+                await stream.aclose()
+
+    def _record(self, number: int, head: h11.Request, raw: bytes) -> RecordedRequest:
+        target = head.target.decode()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        dialect = "gemini" if ":streamGenerateContent" in target else "openai"
+        record = RecordedRequest(
+            index=len(self.requests),
+            connection=number,
+            dialect=dialect,
+            target=target,
+            headers={k.decode().lower(): v.decode() for k, v in head.headers},
+            body=body,
+            received_at=trio.current_time(),
+        )
+        self.requests.append(record)
+        self._changed.set()
+        self._changed = trio.Event()
+        return record
+
+    async def _respond(
+        self, stream: trio.SocketStream, conn: h11.Connection, record: RecordedRequest
+    ) -> bool:
+        reply = self._reply(record)
+        formats = _GEMINI if record.dialect == "gemini" else _OPENAI
+        await trio.sleep(reply.headers_delay)
+        headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
+        if reply.status >= 400:
+            body = json.dumps(formats.error(reply.status, reply.message)).encode()
+            headers += [(b"content-type", b"application/json")]
+            headers += [(b"content-length", str(len(body)).encode())]
+            await stream.send_all(
+                conn.send(h11.Response(status_code=reply.status, headers=headers))
+            )
+            await stream.send_all(conn.send(h11.Data(data=body)))
+            await stream.send_all(conn.send(h11.EndOfMessage()))
+            record.completed_at = trio.current_time()
+            return True
+        if not any(k.lower() == "content-type" for k in reply.headers):
+            headers.append((b"content-type", b"text/event-stream"))
+        await stream.send_all(conn.send(h11.Response(status_code=reply.status, headers=headers)))
+        outcome = "close"
+
+        async def watch(cancel_scope: trio.CancelScope) -> None:
+            # HTTP/1.1 clients send nothing while a response streams, so a read
+            # that returns means the client closed or reset the connection.
+            try:
+                data = await stream.receive_some(65536)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            if data:
+                conn.receive_data(data)
+                return
+            record.disconnected_at = trio.current_time()
+            cancel_scope.cancel()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(watch, nursery.cancel_scope)
+            try:
+                outcome = await self._stream(stream, conn, record, reply, formats)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                if record.disconnected_at is None:
+                    record.disconnected_at = trio.current_time()
+            nursery.cancel_scope.cancel()
+        if outcome == "reset":
+            # Linger 0: closing sends a TCP RST instead of a FIN.
+            sock = stream.socket
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        return outcome == "keep" and record.disconnected_at is None
+
+    async def _stream(
+        self,
+        stream: trio.SocketStream,
+        conn: h11.Connection,
+        record: RecordedRequest,
+        reply: Reply,
+        formats: _Dialect,
+    ) -> str:
+        async def send(text: str) -> None:
+            await stream.send_all(conn.send(h11.Data(data=text.encode())))
+
+        await trio.sleep(reply.first_delay)
+        if reply.body is not None:
+            await stream.send_all(conn.send(h11.Data(data=reply.body)))
+            await stream.send_all(conn.send(h11.EndOfMessage()))
+            record.completed_at = trio.current_time()
+            return "keep"
+        for index in range(reply.keepalives):
+            if index:
+                await trio.sleep(reply.chunk_delay)
+            await send(": keep-alive" + formats.newline * 2)
+        count = len(reply.text) if reply.after is None else reply.after
+        for index, delta in enumerate(reply.text[:count]):
+            if index or reply.keepalives:
+                await trio.sleep(reply.chunk_delay)
+            await send(formats.event(formats.delta(delta)))
+            record.sent.append(delta)
+        if reply.end == "hang":
+            await trio.sleep_forever()
+        if reply.end == "reset":
+            return "reset"
+        if reply.end == "finish":
+            await trio.sleep(reply.chunk_delay if count else 0)
+            for event in formats.finish():
+                await send(formats.event(event))
+        elif reply.end == "error_event":
+            await send(formats.event(formats.error(503, reply.message)))
+        await stream.send_all(conn.send(h11.EndOfMessage()))
+        record.completed_at = trio.current_time()
+        return "keep"
+
+
+async def _read_request(
+    stream: trio.SocketStream, conn: h11.Connection
+) -> tuple[h11.Request, bytes] | None:
+    head: h11.Request | None = None
+    body = bytearray()
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await stream.receive_some(65536))
+        elif isinstance(event, h11.Request):
+            head = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            assert head is not None
+            return head, bytes(body)
+        elif isinstance(event, h11.ConnectionClosed):
+            return None
+
+
+@attrs.frozen
+class _Dialect:
+    newline: str
+    delta: Callable[[str], Any]
+    finish: Callable[[], list[Any]]
+    error: Callable[[int, str], Any]
+
+    def event(self, payload: Any) -> str:
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        return f"data: {data}{self.newline}{self.newline}"
+
+
+def _openai_delta(text: str) -> Any:
+    return {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+    }
+
+
+_OPENAI = _Dialect(
+    newline="\n",
+    delta=_openai_delta,
+    finish=lambda: [
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        "[DONE]",
+    ],
+    error=lambda status, message: {
+        "error": {"message": message, "type": "server_error", "code": status}
+    },
+)
+
+_GEMINI = _Dialect(
+    newline="\r\n",
+    delta=lambda text: {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}]
+    },
+    finish=lambda: [
+        {
+            "candidates": [
+                {"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}
+            ],
+            "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1},
+        }
+    ],
+    error=lambda status, message: {
+        "error": {"code": status, "message": message, "status": "UNAVAILABLE"}
+    },
+)
+
+
+@asynccontextmanager
+async def open_model_server(script: Script = (Reply(),)) -> AsyncIterator[ModelServer]:
+    """Run a `ModelServer` on a free port of 127.0.0.1 for the block.
+
+    Leaving the block stops the server and closes every connection.
+    """
+    if not callable(script) and not script:
+        raise ValueError("the script needs at least one reply")
+    server = ModelServer(script)
+    async with trio.open_nursery() as nursery:
+        serve = functools.partial(trio.serve_tcp, host="127.0.0.1")
+        listeners = await nursery.start(serve, server._serve, 0)
+        server.port = listeners[0].socket.getsockname()[1]
+        yield server
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,143 @@
+"""A turn model for Google's Gemini API (``streamGenerateContent`` over SSE).
+
+One streaming ``POST {base_url}/models/{model}:streamGenerateContent?alt=sse``
+per turn, with the key in the ``x-goog-api-key`` header (never in the URL,
+where logs would show it). The text parts of each streamed candidate become
+model parts as they arrive; the stream ends after the chunk that carries a
+``finishReason``.
+
+The prompt becomes ``contents``: roles ``user`` and ``model``, one content
+per run of parts of one role, with text parts and ``inlineData`` (base64) for
+images and sounds (PCM is wrapped in WAV). System parts and the system
+instruction go to ``systemInstruction``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+import httpx
+
+from .._errors import BadRequestError, MalformedStreamError
+from .._parts import Part
+from ._http import HTTPTurnModel, error_from_payload, group_messages, load_json
+from ._sse import ServerSentEvent
+
+__all__ = ["GeminiModel"]
+
+GEMINI_BASE_URL: Final = "https://generativelanguage.googleapis.com/v1beta"
+
+
+def _env_key() -> str | None:
+    return os.environ.get("GEMINI_API_KEY") or None
+
+
+def _base_url(value: str) -> str:
+    url = httpx.URL(str(value))
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url must be an http(s) URL, got {value!r}")
+    text = str(url).rstrip("/")
+    # The bare host means the current API version.
+    return text + "/v1beta" if url.path in ("", "/") else text
+
+
+def _check_model(instance: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value or value != value.strip() or any(c in value for c in "?#: "):
+        raise ValueError(f"model must be a model name such as 'gemini-2.0-flash', got {value!r}")
+
+
+@attrs.define(eq=False, kw_only=True)
+class GeminiModel(HTTPTurnModel):
+    """A turn model over the Gemini API.
+
+    Use it as an async context manager (``async with GeminiModel(...) as
+    model:``), which closes its HTTP client at the end, or call `aclose`.
+
+    Args:
+        model: the model's name, for example ``"gemini-2.0-flash"`` (a
+            ``models/`` prefix is accepted).
+        base_url: the API's base URL, including its version.
+        api_key: sent in the ``x-goog-api-key`` header; defaults to
+            ``$GEMINI_API_KEY``.
+        system_instruction: sent as ``systemInstruction``.
+        options: the ``generationConfig`` object, for example
+            ``{"temperature": 0.2, "maxOutputTokens": 256}``.
+
+    The timeouts, retries and transport are those of `HTTPTurnModel`.
+    """
+
+    model: str = attrs.field(validator=_check_model)
+    base_url: str = attrs.field(default=GEMINI_BASE_URL, converter=_base_url)
+    api_key: str | None = attrs.field(factory=_env_key, repr=False)
+    system_instruction: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def _url(self) -> str:
+        name = self.model if "/" in self.model else f"models/{self.model}"
+        return f"{self.base_url}/{name}:streamGenerateContent?alt=sse"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"accept": "text/event-stream"}
+        if self.api_key:
+            headers["x-goog-api-key"] = self.api_key
+        return headers
+
+    def _body(self, parts: Sequence[Part]) -> dict[str, Any] | None:
+        system: list[dict[str, Any]] = []
+        if self.system_instruction:
+            system.append({"text": self.system_instruction})
+        contents: list[dict[str, Any]] = []
+        for message in group_messages(parts):
+            items: list[dict[str, Any]] = []
+            for item in message.items:
+                if isinstance(item, str):
+                    items.append({"text": item})
+                elif message.role == "system":
+                    raise BadRequestError(f"a system instruction must be text, got {item.mimetype}")
+                else:
+                    data = base64.b64encode(item.data).decode("ascii")
+                    items.append({"inlineData": {"mimeType": item.mimetype, "data": data}})
+            if message.role == "system":
+                system.extend(items)
+            else:
+                contents.append({"role": message.role, "parts": items})
+        if not contents:
+            return None
+        body: dict[str, Any] = {"contents": contents}
+        if system:
+            body["systemInstruction"] = {"parts": system}
+        if self.options:
+            body["generationConfig"] = dict(self.options)
+        return body
+
+    def _event(self, event: ServerSentEvent) -> tuple[Sequence[str], bool]:
+        payload = load_json(event.data)
+        if isinstance(payload, list) and len(payload) == 1:
+            payload = payload[0]
+        if not isinstance(payload, dict):
+            raise MalformedStreamError(f"expected a JSON object, got {event.data[:200]!r}")
+        if "error" in payload:
+            raise error_from_payload(payload["error"])
+        candidates = payload.get("candidates") or []
+        if not candidates:
+            feedback = payload.get("promptFeedback") or {}
+            reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
+            if reason:
+                raise BadRequestError(f"the prompt was blocked: {reason}")
+            return (), False
+        candidate = candidates[0]
+        if not isinstance(candidate, dict):
+            raise MalformedStreamError(f"expected a candidate object, got {candidate!r:.200}")
+        content = candidate.get("content") or {}
+        texts = [
+            part["text"]
+            for part in content.get("parts") or ()
+            if isinstance(part, dict)
+            and isinstance(part.get("text"), str)
+            and not part.get("thought")
+        ]
+        return texts, bool(candidate.get("finishReason"))

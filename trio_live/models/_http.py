@@ -1,0 +1,526 @@
+"""What the HTTP turn models share: one client, timeouts, retries, errors.
+
+`HTTPTurnModel` runs one streaming request per turn; a subclass says how to
+build the request body from the prompt and how to read text out of each
+server-sent event. Everything else is here, once:
+
+* one `httpx.AsyncClient` per model, created on first use (or by
+  ``async with``) and reused across turns, so connections are pooled;
+* three deadlines, all on trio's clock: ``connect_timeout`` (enforced by
+  httpx), ``first_byte_timeout`` (from the start of an attempt to the first
+  byte of the response body) and ``idle_timeout`` (between two chunks of the
+  body); each raises `ModelTimeoutError` with its phase;
+* retries with exponential backoff and jitter on 429, 5xx, connection
+  failures and connect timeouts, honouring ``Retry-After``, and only while no
+  part of the answer was delivered: a half-delivered answer is never replayed;
+* HTTP statuses and error payloads become the classes of `trio_live._errors`,
+  carrying the status and the server's message, with the API key masked.
+
+Closing a response early (barge-in, an error event, a timeout) never leaves
+httpx's nested async generators suspended: they are resumed once inside a
+cancelled scope, so each of them exits through an exception and releases its
+connection at once. Abandoning them (``break``) would leave that to the
+garbage collector, which trio reports as a `ResourceWarning`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import io
+import json
+import logging
+import math
+import random
+import wave
+from collections.abc import AsyncIterator, Iterable, Sequence
+from types import TracebackType
+from typing import Any, Final, Self
+
+import attrs
+import httpx
+import trio
+
+from .._errors import (
+    AuthenticationError,
+    BadRequestError,
+    MalformedStreamError,
+    ModelError,
+    ModelTimeoutError,
+    RateLimitedError,
+    ServerError,
+)
+from .._model import PromptStream
+from .._parts import (
+    JSON_MIMETYPE,
+    Part,
+    audio_rate,
+    is_marker,
+    is_reserved,
+    is_text,
+    text_part,
+)
+from ._sse import ServerSentEvent, SSEDecoder
+
+__all__ = ["Blob", "HTTPTurnModel", "Message", "group_messages"]
+
+logger = logging.getLogger("trio_live.models")
+
+_MASK: Final = "***"
+_MAX_MESSAGE: Final = 500
+
+
+# --- the prompt as messages -------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Blob:
+    """Binary content of a message: an image or a sound, with its mimetype."""
+
+    mimetype: str
+    data: bytes
+
+
+@attrs.frozen(kw_only=True)
+class Message:
+    """A run of prompt parts from one role, merged.
+
+    Attributes:
+        role: ``"user"``, ``"model"`` or ``"system"`` (an unknown role is the user).
+        items: text and binary content in order; adjacent texts are merged
+            (the model's deltas as they are, other roles' texts one per line)
+            and adjacent PCM chunks of one rate are joined into one WAV blob.
+    """
+
+    role: str
+    items: tuple[str | Blob, ...]
+
+
+def wav_from_pcm(pcm: bytes, rate: int) -> bytes:
+    """Wrap 16-bit little-endian mono PCM at ``rate`` Hz in a WAV file."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(rate)
+        writer.writeframes(pcm)
+    return buffer.getvalue()
+
+
+def _is_pcm(mimetype: str) -> bool:
+    return mimetype.partition(";")[0].strip().lower() == "audio/l16"
+
+
+def group_messages(parts: Iterable[Part]) -> list[Message]:
+    """Turn a prompt into messages: one per run of parts of the same role.
+
+    Markers, reserved substreams and empty parts are left out.
+    """
+    runs: list[tuple[str, list[str | Blob]]] = []
+    for part in parts:
+        if is_marker(part) or is_reserved(part) or not part.content:
+            continue
+        role = part.role or "user"
+        item: str | Blob
+        if is_text(part) or part.mimetype == JSON_MIMETYPE:
+            item = part.content if isinstance(part.content, str) else part.data.decode("utf-8")
+        else:
+            if _is_pcm(part.mimetype):
+                audio_rate(part)  # a clear error for a PCM mimetype without a rate
+            item = Blob(mimetype=part.mimetype, data=part.data)
+        if not runs or runs[-1][0] != role:
+            runs.append((role, []))
+        items = runs[-1][1]
+        last = items[-1] if items else None
+        if isinstance(item, str) and isinstance(last, str):
+            items[-1] = last + ("" if role == "model" else "\n") + item
+        elif (
+            isinstance(item, Blob)
+            and isinstance(last, Blob)
+            and last.mimetype == item.mimetype
+            and _is_pcm(item.mimetype)
+        ):
+            items[-1] = Blob(mimetype=item.mimetype, data=last.data + item.data)
+        else:
+            items.append(item)
+    messages = []
+    for role, items in runs:
+        for index, item in enumerate(items):
+            if isinstance(item, Blob) and _is_pcm(item.mimetype):
+                rate = audio_rate(Part(content=b"", mimetype=item.mimetype))
+                items[index] = Blob(mimetype="audio/wav", data=wav_from_pcm(item.data, rate))
+        messages.append(Message(role=role, items=tuple(items)))
+    return messages
+
+
+# --- errors -----------------------------------------------------------------
+
+
+def error_for_status(status: int, message: str, *, retry_after: float | None = None) -> ModelError:
+    """The typed error for an HTTP error status."""
+    if status in (401, 403):
+        return AuthenticationError(message, status=status)
+    if status == 429:
+        return RateLimitedError(message, status=status, retry_after=retry_after)
+    if status >= 500 or status == 408:
+        return ServerError(message, status=status)
+    return BadRequestError(message, status=status)
+
+
+def error_from_payload(error: Any) -> ModelError:
+    """The typed error for an ``{"error": ...}`` object sent inside a stream."""
+    if not isinstance(error, dict):
+        return ServerError(f"the server sent an error: {str(error)[:_MAX_MESSAGE]}")
+    message = str(error.get("message") or "the server sent an error")[:_MAX_MESSAGE]
+    code = error.get("code")
+    if isinstance(code, int) and 400 <= code < 600:
+        return error_for_status(code, message)
+    kind = f"{error.get('type', '')} {error.get('status', '')} {code or ''}".lower()
+    if "rate" in kind or "quota" in kind or "resource_exhausted" in kind:
+        return RateLimitedError(message, status=None)
+    if "auth" in kind or "permission" in kind:
+        return AuthenticationError(message)
+    if "invalid" in kind or "not_found" in kind:
+        return BadRequestError(message)
+    return ServerError(message)
+
+
+def _message_from_body(body: bytes, fallback: str) -> str:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", errors="replace").strip()
+        return text[:_MAX_MESSAGE] or fallback
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    if isinstance(payload, dict):
+        error = payload.get("error", payload)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:_MAX_MESSAGE]
+        if isinstance(error, str) and error:
+            return error[:_MAX_MESSAGE]
+    return fallback
+
+
+def parse_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from ``Retry-After-Ms`` or ``Retry-After`` (None if absent).
+
+    An HTTP date is measured against the response's own ``Date`` header, so no
+    wall clock is read.
+    """
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            try:
+                then = email.utils.parsedate_to_datetime(value)
+                now = email.utils.parsedate_to_datetime(headers.get("date", ""))
+                seconds = (then - now).total_seconds()
+            except (TypeError, ValueError):
+                continue
+        if math.isfinite(seconds):
+            return max(seconds, 0.0)
+    return None
+
+
+def _retryable(error: ModelError) -> bool:
+    if isinstance(error, ModelTimeoutError):
+        return error.phase == "connect"
+    return isinstance(error, RateLimitedError | ServerError)
+
+
+# --- the model --------------------------------------------------------------
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _not_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
+
+
+def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not (isinstance(value, int) and value >= 0):
+        raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
+
+
+@attrs.define(eq=False)
+class _Attempt:
+    delivered: int = 0
+    finished: bool = False
+    retry_after: float | None = None
+
+
+@attrs.define(eq=False, kw_only=True)
+class HTTPTurnModel:
+    """The base of the streaming HTTP turn models (see the module docstring).
+
+    Args:
+        api_key: the key sent to the server; never shown in a repr, message
+            or log line.
+        connect_timeout: seconds to open a connection.
+        first_byte_timeout: seconds from sending a request to the first byte
+            of the response body.
+        idle_timeout: the longest gap, in seconds, between two chunks of the
+            response body (servers' keep-alive comments count as chunks).
+        max_retries: how many times a failed request is sent again.
+        retry_backoff: the first backoff in seconds; it doubles on each retry
+            and a random factor between 0.5 and 1 is applied.
+        max_retry_wait: the longest wait before a retry; a server asking to
+            wait longer gets its error raised at once.
+        transport: an httpx transport, for example `httpx.MockTransport`.
+    """
+
+    api_key: str | None = attrs.field(default=None, repr=False)
+    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
+    first_byte_timeout: float = attrs.field(default=60.0, validator=_positive)
+    idle_timeout: float = attrs.field(default=30.0, validator=_positive)
+    max_retries: int = attrs.field(default=2, validator=_count)
+    retry_backoff: float = attrs.field(default=0.5, validator=_not_negative)
+    max_retry_wait: float = attrs.field(default=30.0, validator=_not_negative)
+    transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
+    _client: httpx.AsyncClient | None = attrs.field(init=False, default=None, repr=False)
+    _random: random.Random = attrs.field(init=False, factory=random.Random, repr=False)
+
+    # -- what a subclass provides ------------------------------------------
+
+    def _url(self) -> str:
+        raise NotImplementedError
+
+    def _headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def _body(self, parts: Sequence[Part]) -> dict[str, Any] | None:
+        """The request body for a prompt, or None when there is nothing to send."""
+        raise NotImplementedError
+
+    def _event(self, event: ServerSentEvent) -> tuple[Sequence[str], bool]:
+        """The text deltas in one event, and whether the answer is complete."""
+        raise NotImplementedError
+
+    # -- the client ----------------------------------------------------------
+
+    def _open_client(self) -> httpx.AsyncClient:
+        client = self._client
+        if client is None or client.is_closed:
+            connect = None if math.isinf(self.connect_timeout) else self.connect_timeout
+            client = self._client = httpx.AsyncClient(
+                transport=self.transport,
+                timeout=httpx.Timeout(None, connect=connect, pool=connect),
+                headers={"user-agent": "trio-live"},
+            )
+        return client
+
+    async def __aenter__(self) -> Self:
+        self._open_client()
+        await trio.lowlevel.checkpoint()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client and its connections (a later turn opens a new one).
+
+        The connections are closed even if this is cancelled.
+        """
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    # -- one turn ------------------------------------------------------------
+
+    async def __call__(self, prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        """Wait for the whole prompt, then stream the answer's text to ``output``.
+
+        Cancellation closes the response at once; the parts already sent stay
+        delivered.
+
+        Raises:
+            ModelError: a subclass of it for each failure; see the module docstring.
+        """
+        parts = await prompt.collect()
+        body = self._body(parts)
+        if body is None:
+            return
+        content = json.dumps(body).encode()
+        client = self._open_client()
+        retries = 0
+        while True:
+            attempt = _Attempt()
+            try:
+                await self._attempt(client, content, output, attempt)
+                return
+            except ModelError as error:
+                if attempt.delivered or retries >= self.max_retries or not _retryable(error):
+                    raise
+                delay = self._backoff(retries, attempt.retry_after)
+                if delay is None:
+                    raise
+                logger.info("retrying in %.3f s after: %s", delay, error)
+            retries += 1
+            await trio.sleep(delay)
+
+    def _backoff(self, retries: int, retry_after: float | None) -> float | None:
+        if retry_after is not None:
+            return retry_after if retry_after <= self.max_retry_wait else None
+        delay = self.retry_backoff * 2.0**retries * self._random.uniform(0.5, 1.0)
+        return min(delay, self.max_retry_wait)
+
+    def _mask(self, text: str) -> str:
+        key = self.api_key
+        return text.replace(key, _MASK) if key else text
+
+    def _error(self, error: ModelError) -> ModelError:
+        # Every error leaves through here so a key echoed by a server is masked.
+        if self.api_key and self.api_key in str(error.message):
+            error.message = self._mask(error.message)
+            error.args = (self._mask(str(error)),)
+        return error
+
+    def _transport_error(self, error: httpx.HTTPError) -> ModelError:
+        if isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout):
+            message = f"no connection within {self.connect_timeout} s"
+            return ModelTimeoutError(message, phase="connect")
+        detail = self._mask(str(error)) or type(error).__name__
+        if isinstance(error, httpx.ConnectError):
+            return ServerError(f"could not connect: {detail}")
+        if isinstance(error, httpx.TransportError):
+            return ServerError(f"the connection failed: {detail}")
+        return BadRequestError(f"the request failed: {detail}")
+
+    async def _attempt(
+        self,
+        client: httpx.AsyncClient,
+        content: bytes,
+        output: trio.abc.SendChannel[Part],
+        attempt: _Attempt,
+    ) -> None:
+        deadline = trio.current_time() + self.first_byte_timeout
+        request = client.build_request(
+            "POST", self._url(), content=content, headers=self._headers()
+        )
+        request.headers["content-type"] = "application/json"
+        with trio.CancelScope(deadline=deadline) as scope:
+            try:
+                response = await client.send(request, stream=True)
+            except httpx.HTTPError as error:
+                raise self._error(self._transport_error(error)) from error
+        if scope.cancelled_caught:
+            raise ModelTimeoutError(
+                f"no response within {self.first_byte_timeout} s", phase="first_byte"
+            )
+        chunks = response.aiter_bytes()
+        try:
+            if not response.is_success:
+                body = await self._read_all(chunks, deadline, "first_byte")
+                attempt.retry_after = parse_retry_after(response.headers)
+                message = _message_from_body(body, response.reason_phrase or "error")
+                status = response.status_code
+                raise self._error(
+                    error_for_status(status, message, retry_after=attempt.retry_after)
+                )
+            kind = response.headers.get("content-type", "text/event-stream")
+            if "event-stream" not in kind:
+                body = await self._read_all(chunks, deadline, "first_byte")
+                message = _message_from_body(body, "no details")
+                raise self._error(
+                    MalformedStreamError(f"expected an event stream, got {kind!r}: {message}")
+                )
+            await self._stream(chunks, deadline, output, attempt)
+        finally:
+            try:
+                await _close_chunks(chunks)
+            finally:
+                await response.aclose()
+
+    async def _next_chunk(
+        self, chunks: AsyncIterator[bytes], deadline: float, phase: str
+    ) -> bytes | None:
+        with trio.CancelScope(deadline=deadline) as scope:
+            try:
+                return await anext(chunks)
+            except StopAsyncIteration:
+                return None
+            except httpx.HTTPError as error:
+                raise self._error(self._transport_error(error)) from error
+        if scope.cancelled_caught:
+            limit = self.first_byte_timeout if phase == "first_byte" else self.idle_timeout
+            gap = "before the first byte" if phase == "first_byte" else "between chunks"
+            raise ModelTimeoutError(f"waited {limit} s {gap}", phase=phase)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _read_all(self, chunks: AsyncIterator[bytes], deadline: float, phase: str) -> bytes:
+        body = bytearray()
+        while (chunk := await self._next_chunk(chunks, deadline, phase)) is not None:
+            body += chunk
+            deadline, phase = trio.current_time() + self.idle_timeout, "idle"
+        return bytes(body)
+
+    async def _stream(
+        self,
+        chunks: AsyncIterator[bytes],
+        deadline: float,
+        output: trio.abc.SendChannel[Part],
+        attempt: _Attempt,
+    ) -> None:
+        decoder = SSEDecoder()
+        phase = "first_byte"
+        while (chunk := await self._next_chunk(chunks, deadline, phase)) is not None:
+            deadline, phase = trio.current_time() + self.idle_timeout, "idle"
+            for event in decoder.feed(chunk):
+                await self._deliver(event, output, attempt)
+        for event in decoder.close():
+            await self._deliver(event, output, attempt)
+        if not attempt.finished:
+            raise self._error(MalformedStreamError("the stream ended before the answer did"))
+
+    async def _deliver(
+        self, event: ServerSentEvent, output: trio.abc.SendChannel[Part], attempt: _Attempt
+    ) -> None:
+        try:
+            texts, finished = self._event(event)
+        except ModelError as error:
+            raise self._error(error) from None
+        for text in texts:
+            if text:
+                await output.send(text_part(text, role="model"))
+                attempt.delivered += 1
+        attempt.finished = attempt.finished or finished
+
+
+def load_json(data: str) -> Any:
+    """Parse an event's data.
+
+    Raises:
+        MalformedStreamError: if it is not JSON.
+    """
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise MalformedStreamError(f"an event's data is not JSON: {data[:200]!r}") from None
+
+
+async def _close_chunks(chunks: AsyncIterator[bytes]) -> None:
+    # Resume the body's generators inside a cancelled scope: the innermost
+    # one is at a socket read, which raises Cancelled, and each generator
+    # exits through it, closing the connection (see the module docstring).
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        try:
+            async for _ in chunks:
+                pass
+        except httpx.HTTPError:
+            pass

@@ -1,0 +1,155 @@
+"""A turn model for OpenAI-compatible chat completion servers.
+
+OpenAI itself, and the servers that speak its API: Ollama, vLLM, the
+llama.cpp server, LM Studio... One streaming ``POST {base_url}/chat/completions``
+per turn; each ``choices[0].delta.content`` becomes a model part as it
+arrives, and ``data: [DONE]`` ends the answer.
+
+The prompt becomes ``messages``: roles ``user``, ``assistant`` and
+``system``, one message per run of parts of one role. A message holding only
+text has a string as content; otherwise a list of items: text, images as
+``image_url`` data URLs, and sounds as ``input_audio`` (WAV or MP3; PCM is
+wrapped in WAV), which only some models accept, so it must be enabled with
+``audio_input=True``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+import httpx
+
+from .._errors import BadRequestError, MalformedStreamError
+from .._parts import Part
+from ._http import Blob, HTTPTurnModel, error_from_payload, group_messages, load_json
+from ._sse import ServerSentEvent
+
+__all__ = ["OpenAIChatModel"]
+
+OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
+_ROLES: Final = {"user": "user", "model": "assistant", "system": "system"}
+_AUDIO_FORMATS: Final = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3"}
+_RESERVED: Final = frozenset({"model", "messages", "stream"})
+
+
+def _env_key() -> str | None:
+    return os.environ.get("OPENAI_API_KEY") or None
+
+
+def _base_url(value: str) -> str:
+    url = httpx.URL(str(value))
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url must be an http(s) URL, got {value!r}")
+    return str(url).rstrip("/")
+
+
+def _check_options(
+    instance: object, attribute: attrs.Attribute[Mapping[str, Any]], value: Mapping[str, Any]
+) -> None:
+    clash = sorted(_RESERVED.intersection(value))
+    if clash:
+        raise ValueError(f"options must not set {', '.join(clash)}: the model sets them")
+
+
+@attrs.define(eq=False, kw_only=True)
+class OpenAIChatModel(HTTPTurnModel):
+    """A turn model over an OpenAI-compatible ``/chat/completions`` endpoint.
+
+    Use it as an async context manager (``async with OpenAIChatModel(...) as
+    model:``), which closes its HTTP client at the end, or call `aclose`.
+
+    Args:
+        model: the model's name, for example ``"gpt-4o-mini"`` or ``"llama3.2"``.
+        base_url: the API's base URL, up to and including ``/v1``.
+        api_key: sent as a bearer token; defaults to ``$OPENAI_API_KEY``
+            (None sends no key, which local servers accept).
+        system_instruction: sent as the first, ``system`` message.
+        options: generation options added to the request body as they are,
+            for example ``{"temperature": 0.2, "max_tokens": 256}``.
+        audio_input: send audio parts as ``input_audio`` (only audio models
+            accept it); when False, a prompt with audio raises
+            `BadRequestError`.
+
+    The timeouts, retries and transport are those of `HTTPTurnModel`.
+    """
+
+    model: str
+    base_url: str = attrs.field(default=OPENAI_BASE_URL, converter=_base_url)
+    api_key: str | None = attrs.field(factory=_env_key, repr=False)
+    system_instruction: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_options)
+    audio_input: bool = False
+
+    def _url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"accept": "text/event-stream"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def _body(self, parts: Sequence[Part]) -> dict[str, Any] | None:
+        messages: list[dict[str, Any]] = []
+        if self.system_instruction:
+            messages.append({"role": "system", "content": self.system_instruction})
+        conversation = group_messages(parts)
+        if not conversation:
+            return None
+        for message in conversation:
+            role = _ROLES[message.role]
+            items = message.items
+            content: str | list[dict[str, Any]]
+            if len(items) == 1 and isinstance(items[0], str):
+                content = items[0]  # adjacent texts are already merged
+            else:
+                content = [self._item(role, item) for item in items]
+            messages.append({"role": role, "content": content})
+        return {**self.options, "model": self.model, "messages": messages, "stream": True}
+
+    def _item(self, role: str, item: str | Blob) -> dict[str, Any]:
+        if isinstance(item, str):
+            return {"type": "text", "text": item}
+        if role != "user":
+            raise BadRequestError(
+                f"the chat API takes only text from the {role}, got {item.mimetype}"
+            )
+        data = base64.b64encode(item.data).decode("ascii")
+        if item.mimetype.startswith("image/"):
+            url = f"data:{item.mimetype};base64,{data}"
+            return {"type": "image_url", "image_url": {"url": url}}
+        if item.mimetype.startswith("audio/"):
+            if not self.audio_input:
+                raise BadRequestError(
+                    "the prompt holds audio: set audio_input=True if the model accepts it"
+                    " (input_audio), or transcribe it first"
+                )
+            audio_format = _AUDIO_FORMATS.get(item.mimetype.partition(";")[0].strip().lower())
+            if audio_format is None:
+                raise BadRequestError(f"input_audio takes WAV or MP3 audio, got {item.mimetype}")
+            return {"type": "input_audio", "input_audio": {"data": data, "format": audio_format}}
+        raise BadRequestError(f"the chat API cannot take {item.mimetype} content")
+
+    def _event(self, event: ServerSentEvent) -> tuple[Sequence[str], bool]:
+        if event.data.strip() == "[DONE]":
+            return (), True
+        payload = load_json(event.data)
+        if not isinstance(payload, dict):
+            raise MalformedStreamError(f"expected a JSON object, got {event.data[:200]!r}")
+        if event.event == "error" or "error" in payload:
+            raise error_from_payload(payload.get("error", payload))
+        texts: list[str] = []
+        finished = False
+        for choice in payload.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(text, str):
+                texts.append(text)
+            finished = finished or bool(choice.get("finish_reason"))
+        return texts, finished
