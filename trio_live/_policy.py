@@ -42,8 +42,10 @@ from typing import Final
 import attrs
 
 from ._parts import (
+    EMPTY_METADATA,
     END_OF_SPEECH_MIMETYPE,
     END_OF_TURN_KEY,
+    MARKER_MIMETYPES,
     RESERVED_SUBSTREAMS,
     START_OF_SPEECH_MIMETYPE,
     TRANSCRIPTION_SUBSTREAM,
@@ -180,16 +182,24 @@ class TurnPolicy:
 
     def receive(self, part: Part) -> tuple[Action, ...]:
         """The actions for one input part."""
-        if self.state is State.CLOSING or self.state is State.CLOSED:
-            raise PolicyError(f"input after the input ended (state {self.state.value})")
+        state = self.state
+        if state is State.CLOSING or state is State.CLOSED:
+            raise PolicyError(f"input after the input ended (state {state.value})")
         substream = part.substream
+        mimetype = part.mimetype
+        if not substream and part.metadata is EMPTY_METADATA and mimetype not in MARKER_MIMETYPES:
+            # The common case (audio chunks, text): rule 6 without detours.
+            if not self.unanswered and not mimetype.startswith("audio/"):
+                self.unanswered = True
+            if state is State.LISTENING:
+                return (AddToPrompt(part),)
+            return (Stash(part),)
         if substream:
             if substream in RESERVED_SUBSTREAMS:
                 # Rule 1: reserved substreams pass straight through.
                 return (Emit(part),)
             if substream == TRANSCRIPTION_SUBSTREAM:
                 return self._transcription(part)
-        mimetype = part.mimetype
         if mimetype == START_OF_SPEECH_MIMETYPE:
             # Rule 3: the user talks over the model: barge-in.
             self.user_speaking = True
