@@ -473,6 +473,8 @@ class LiveSession:
     async def send(self, part: Part) -> None:
         """Send one input part (waits while the input buffer is full).
 
+        If cancelled, the part was not sent.
+
         Raises:
             SessionClosedError: after `close_input`, or once the session ended.
         """
@@ -490,7 +492,10 @@ class LiveSession:
             self._send_in.close()
 
     async def receive(self) -> Part:
-        """The next output part; raises `trio.EndOfChannel` once the session ended."""
+        """The next output part; raises `trio.EndOfChannel` once the session ended.
+
+        If cancelled, no part was taken.
+        """
         receive_out = self._receive_out
         if receive_out is None:
             raise RuntimeError("use 'async with LiveSession(...)' before receiving")
