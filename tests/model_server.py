@@ -36,13 +36,15 @@ import functools
 import json
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 import attrs
 import h11
 import trio
+
+from trio_live import Part, PromptStream, RollingPrompt
 
 End = Literal["finish", "hang", "reset", "truncate", "error_event"]
 
@@ -385,3 +387,41 @@ async def open_model_server(script: Script = (Reply(),)) -> AsyncIterator[ModelS
         server.port = listeners[0].socket.getsockname()[1]
         yield server
         nursery.cancel_scope.cancel()
+
+
+class Collector(trio.abc.SendChannel[Part]):
+    """A send channel that keeps what it is sent in `parts`."""
+
+    def __init__(self) -> None:
+        self.parts: list[Part] = []
+
+    async def send(self, value: Part) -> None:
+        await trio.lowlevel.checkpoint()
+        self.parts.append(value)
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    @property
+    def texts(self) -> list[str]:
+        """The text of each part."""
+        return [part.text for part in self.parts]
+
+
+async def run_turn(
+    model: Callable[[PromptStream, trio.abc.SendChannel[Part]], Awaitable[None]],
+    parts: Sequence[Part],
+    output: Collector | None = None,
+) -> list[str]:
+    """Call a turn model once on a finished prompt, outside a session.
+
+    Returns the texts it sent; pass ``output`` to see them even if it fails.
+    """
+    prompt = RollingPrompt(window=None, max_parts=None)
+    cursor = prompt.pending()
+    for part in parts:
+        prompt.add(part, trio.current_time())
+    prompt.finalize(trio.current_time())
+    output = Collector() if output is None else output
+    await model(PromptStream(cursor), output)
+    return output.texts

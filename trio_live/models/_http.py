@@ -41,6 +41,7 @@ import httpx
 import trio
 
 from .._errors import (
+    AudioFormatError,
     AuthenticationError,
     BadRequestError,
     MalformedStreamError,
@@ -122,10 +123,17 @@ def group_messages(parts: Iterable[Part]) -> list[Message]:
         role = part.role or "user"
         item: str | Blob
         if is_text(part) or part.mimetype == JSON_MIMETYPE:
-            item = part.content if isinstance(part.content, str) else part.data.decode("utf-8")
+            item = (
+                part.content
+                if isinstance(part.content, str)
+                else part.data.decode(errors="replace")
+            )
         else:
             if _is_pcm(part.mimetype):
-                audio_rate(part)  # a clear error for a PCM mimetype without a rate
+                try:
+                    audio_rate(part)
+                except AudioFormatError as error:
+                    raise BadRequestError(str(error)) from error
             item = Blob(mimetype=part.mimetype, data=part.data)
         if not runs or runs[-1][0] != role:
             runs.append((role, []))
