@@ -31,9 +31,15 @@ if [ ! -x .venv/bin/python ]; then
     say "creating .venv with $($PYTHON --version)"
     $PYTHON -m venv .venv
 fi
-PIP=".venv/bin/python -m pip"
+# pip in the venv, without the noise of index locations this machine lacks.
+venv_pip() {
+    .venv/bin/python -m pip --disable-pip-version-check "$@" 2>&1 \
+        | { grep -v "^WARNING: Location 'file:///" || true; }
+    return "${PIPESTATUS[0]}"
+}
+PIP=venv_pip
 say "installing trio_live (editable) with its dev tools"
-$PIP install -q --disable-pip-version-check -e '.[dev]'
+$PIP install -q -e '.[dev]'
 
 # Each piece of the project adds its own setup step here (voice back ends,
 # the local model, the browser for the page's test...).
