@@ -133,7 +133,7 @@ class MoonshineRecognizer:
         self._handle = model.model_handle
         model.model_handle = -1
         if self.warm_up:
-            self.transcribe(bytes(MODEL_RATE), MODEL_RATE)
+            self.transcribe(bytes(MODEL_RATE), MODEL_RATE)  # 0.5 s of silence
 
     def __del__(self) -> None:
         handle = getattr(self, "_handle", -1)
