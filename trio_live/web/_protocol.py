@@ -163,10 +163,18 @@ class Interrupt:
 
 @attrs.frozen(kw_only=True)
 class Playback:
-    """How far the client has played the model's speech for ``turn``."""
+    """How far the client has played the model's speech for ``turn``.
+
+    Attributes:
+        turn: the turn, as in the ``audio`` events' ``turn``.
+        chars: characters of the turn's text heard so far (the
+            ``spoken_chars`` of the last chunk played to its end).
+        finished: the turn's speech has been played to its end.
+    """
 
     turn: int
     chars: int
+    finished: bool = False
 
 
 ClientMessage: TypeAlias = AudioFrame | Config | TextInput | EndOfTurn | Interrupt | Playback
@@ -229,7 +237,11 @@ def decode_client_message(message: str | bytes, limits: Limits = Limits()) -> Cl
     if kind == "interrupt":
         return Interrupt()
     if kind == "playback":
-        return Playback(turn=_count(obj, "turn"), chars=_count(obj, "chars"))
+        return Playback(
+            turn=_count(obj, "turn"),
+            chars=_count(obj, "chars"),
+            finished=_field(obj, "finished", bool, False),
+        )
     if kind == "config":
         version: int = _field(obj, "version", int, PROTOCOL_VERSION)
         if version != PROTOCOL_VERSION:

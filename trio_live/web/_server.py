@@ -208,17 +208,7 @@ class WebServer:
             if not head.is_websocket:
                 await stream.send_all(file_response(self._files, head))
                 return
-            async with trio.open_nursery() as nursery:
-                try:
-                    request = await trio_websocket.wrap_server_stream(
-                        nursery,
-                        PrefixedStream(head.raw, stream),
-                        max_message_size=self.config.limits.max_message_bytes,
-                    )
-                    await self._websocket(request, head)
-                finally:
-                    # Ends trio-websocket's reader task if the client lingers.
-                    await stream.aclose()
+            await self._serve_websocket(stream, head)
         except BadRequest as error:
             body = f"bad request: {error}\n".encode()
             await _send_quietly(stream, response(400, body, content_type="text/plain"))
@@ -231,6 +221,30 @@ class WebServer:
             pass
         finally:
             await stream.aclose()
+
+    async def _serve_websocket(self, stream: trio.SocketStream, head: RequestHead) -> None:
+        # trio-websocket's reader task must outlive a server shutdown long
+        # enough to finish the closing handshake, so the transport runs in a
+        # shielded scope; the session runs in `session`, which a watcher
+        # cancels when the server is cancelled. Every wait inside the shield
+        # is bounded: the close by `close_grace`, the reader by the stream
+        # being closed at the end.
+        session = trio.CancelScope()
+        async with trio.open_nursery() as watch:
+            watch.start_soon(_cancel_when_cancelled, session)
+            with trio.CancelScope(shield=True):
+                async with trio.open_nursery() as transport:
+                    try:
+                        with session:
+                            request = await trio_websocket.wrap_server_stream(
+                                transport,
+                                PrefixedStream(head.raw, stream),
+                                max_message_size=self.config.limits.max_message_bytes,
+                            )
+                            await self._websocket(request, head)
+                    finally:
+                        await stream.aclose()
+            watch.cancel_scope.cancel()
 
     def _refusal(self, head: RequestHead) -> tuple[int, str] | None:
         url = urlsplit(head.target)
@@ -287,6 +301,13 @@ class WebServer:
                     await ws.aclose(code, reason)
         finally:
             self._active -= 1
+
+
+async def _cancel_when_cancelled(scope: trio.CancelScope) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        scope.cancel()
 
 
 async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:
@@ -374,7 +395,10 @@ class _Bridge:
         report = getattr(self._session, "report_playback", None)
         if report is None:
             return
-        result = report(playback.turn, playback.chars)
+        if playback.finished:
+            result = report(playback.turn, playback.chars, finished=True)
+        else:
+            result = report(playback.turn, playback.chars)
         if inspect.isawaitable(result):
             await result
 

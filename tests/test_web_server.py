@@ -1,0 +1,443 @@
+"""The websocket bridge, over real sockets on 127.0.0.1 with a real trio-websocket client."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio_websocket
+
+from trio_live import LiveSession, Part, audio_part, is_text
+from trio_live.testing import ScriptedModel
+from trio_live.web import Config, Limits, Pipeline, ServerConfig, WebServer
+
+Event = dict[str, Any]
+
+
+@asynccontextmanager
+async def running(
+    factory: Callable[[Config], Pipeline], **config: Any
+) -> AsyncIterator[tuple[WebServer, int]]:
+    server = WebServer(factory, ServerConfig(port=0, **config))
+    async with trio.open_nursery() as nursery:
+        port = await nursery.start(server.serve)
+        yield server, port
+        nursery.cancel_scope.cancel()
+
+
+def sessions(
+    model: ScriptedModel, *, after: list[Any] | None = None
+) -> Callable[[Config], Pipeline]:
+    def factory(config: Config) -> Pipeline:
+        session = LiveSession(model, model_errors="report", emit_stats=True)
+        return Pipeline(session=session, after=after or [])
+
+    return factory
+
+
+@asynccontextmanager
+async def connect(
+    port: int, query: str = "", headers: list[tuple[bytes, bytes]] | None = None
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A trio-websocket client whose socket is always closed at the end.
+
+    (When the server starts the closing handshake, trio-websocket's client
+    waits for the TCP close but never closes its own socket: we do.)
+    """
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream, trio.open_nursery() as nursery:
+        ws = await trio_websocket.wrap_client_stream(
+            nursery, stream, f"127.0.0.1:{port}", f"/ws{query}", extra_headers=headers
+        )
+        try:
+            yield ws
+        except BaseException:
+            await trio.aclose_forcefully(stream)  # no close frame: the server sees 1006
+            raise
+        else:
+            with trio.move_on_after(2) as scope:
+                scope.shield = True
+                await ws.aclose()
+        finally:
+            await stream.aclose()
+
+
+async def receive(ws: trio_websocket.WebSocketConnection) -> Event:
+    message = await ws.get_message()
+    assert isinstance(message, str), message
+    event: Event = json.loads(message)
+    return event
+
+
+async def read_to_the_end(ws: trio_websocket.WebSocketConnection) -> None:
+    while True:
+        await ws.get_message()
+
+
+async def until_idle(server: WebServer) -> None:
+    """Wait until the server holds no session (polling: no hook in the library)."""
+    while server.statistics().active_sessions:  # noqa: ASYNC110
+        await trio.sleep(0.005)
+
+
+async def until(ws: trio_websocket.WebSocketConnection, kind: str, seen: list[Event]) -> Event:
+    """Read events (keeping them in ``seen``) until one of type ``kind``."""
+    while True:
+        event = await receive(ws)
+        seen.append(event)
+        if event["type"] == "audio":
+            seen.append({"binary": await ws.get_message()})
+        if event["type"] == kind:
+            return event
+
+
+async def test_typed_turn() -> None:
+    model = ScriptedModel()
+    with trio.fail_after(10):
+        async with (
+            running(sessions(model)) as (server, port),
+            connect(port) as ws,
+        ):
+            ready = await receive(ws)
+            assert ready["type"] == "ready"
+            assert ready["version"] == 1
+            await ws.send_message(json.dumps({"type": "text", "text": "hello there"}))
+            seen: list[Event] = []
+            done = await until(ws, "turn_complete", seen)
+            assert done == {"type": "turn_complete", "turn": 1}
+            texts = "".join(e["text"] for e in seen if e["type"] == "text")
+            assert texts == "You said: hello there"
+            states = [e["state"] for e in seen if e["type"] == "state"]
+            assert states == ["thinking", "speaking", "listening"]
+            metrics = await until(ws, "metrics", seen)
+            assert metrics["turn"] == 1
+            assert metrics["cancelled"] is False
+            assert metrics["time_to_first_output"] >= 0
+            assert model.prompts[0][-1].text == "hello there"
+            assert server.statistics().active_sessions == 1
+
+
+async def test_barge_in_interrupts_the_answer() -> None:
+    model = ScriptedModel([["one", *[" two"] * 200], "again"], part_delay=0.02)
+    with trio.fail_after(10):
+        async with (
+            running(sessions(model)) as (_, port),
+            connect(port) as ws,
+        ):
+            await receive(ws)
+            await ws.send_message(json.dumps({"type": "text", "text": "talk"}))
+            seen: list[Event] = []
+            await until(ws, "text", seen)
+            await ws.send_message(json.dumps({"type": "interrupt"}))
+            assert await until(ws, "interrupted", seen) == {"type": "interrupted", "turn": 1}
+            assert await until(ws, "turn_complete", seen) == {"type": "turn_complete", "turn": 1}
+            assert not model.calls[0].finished
+            # The conversation goes on after the barge-in.
+            await ws.send_message(json.dumps({"type": "text", "text": "next"}))
+            assert await until(ws, "text", seen) == {"type": "text", "turn": 2, "text": "again"}
+
+
+async def test_disconnect_mid_turn_cancels_the_model() -> None:
+    model = ScriptedModel([["one", *[" two"] * 500]], part_delay=0.01)
+    with trio.fail_after(10):
+        async with running(sessions(model)) as (server, port):
+            with trio.CancelScope() as client:
+                async with connect(port) as ws:
+                    await receive(ws)
+                    await ws.send_message(json.dumps({"type": "text", "text": "talk"}))
+                    await until(ws, "text", [])
+                    # Cancelling the client drops the connection without a close frame.
+                    client.cancel()
+                    await trio.sleep_forever()
+            await until_idle(server)
+            sent = len(model.calls[0].sent)
+            await trio.sleep(0.05)
+            assert len(model.calls[0].sent) == sent
+            assert not model.calls[0].finished
+
+
+async def test_shutdown_closes_with_1001_and_cancels() -> None:
+    model = ScriptedModel([["one", *[" two"] * 500]], part_delay=0.01)
+    server = WebServer(sessions(model), ServerConfig(port=0))
+    serving = trio.CancelScope()
+
+    async def serve(task_status: trio.TaskStatus[int]) -> None:
+        with serving:
+            await server.serve(task_status=task_status)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serve)
+            async with connect(port) as ws:
+                await receive(ws)
+                await ws.send_message(json.dumps({"type": "text", "text": "talk"}))
+                await until(ws, "text", [])
+                serving.cancel()
+                with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                    await read_to_the_end(ws)
+                assert info.value.reason is not None
+                assert info.value.reason.code == 1001
+    assert not model.calls[0].finished
+    assert server.statistics().active_sessions == 0
+    with trio.socket.socket() as sock, pytest.raises(ConnectionRefusedError):
+        await sock.connect(("127.0.0.1", port))
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("{not json", "bad_json"),
+        (json.dumps({"type": "dance"}), "unknown_type"),
+        (json.dumps({"type": "text"}), "bad_message"),
+        (json.dumps({"type": "config", "version": 9}), "unsupported_version"),
+        (b"\x00\x01\x02", "bad_audio"),
+        (b"\x00" * 40000, "bad_audio"),
+    ],
+)
+async def test_malformed_input_gets_an_error_and_the_session_goes_on(
+    message: str | bytes, code: str
+) -> None:
+    model = ScriptedModel(["fine"])
+    with trio.fail_after(10):
+        async with (
+            running(sessions(model)) as (server, port),
+            connect(port) as ws,
+        ):
+            await receive(ws)
+            await ws.send_message(message)
+            error = await receive(ws)
+            assert error["type"] == "error"
+            assert error["code"] == code
+            assert error["message"]
+            await ws.send_message(json.dumps({"type": "text", "text": "still there?"}))
+            assert (await until(ws, "text", []))["text"] == "fine"
+            assert server.statistics().protocol_errors == 1
+
+
+async def test_config_only_first() -> None:
+    with trio.fail_after(10):
+        async with (
+            running(sessions(ScriptedModel())) as (_, port),
+            connect(port) as ws,
+        ):
+            await receive(ws)
+            await ws.send_message(json.dumps({"type": "config", "version": 1}))
+            await ws.send_message(json.dumps({"type": "config", "version": 1}))
+            error = await receive(ws)
+            assert error["code"] == "bad_message"
+            assert "first message" in error["message"]
+
+
+async def test_message_size_limit_closes_with_1009() -> None:
+    limits = Limits(max_message_bytes=4096)
+    with trio.fail_after(10):
+        async with (
+            running(sessions(ScriptedModel()), limits=limits) as (server, port),
+            connect(port) as ws,
+        ):
+            assert (await receive(ws))["limits"]["max_message_bytes"] == 4096
+            await ws.send_message(json.dumps({"type": "text", "text": "x" * 5000}))
+            with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                await ws.get_message()
+            assert info.value.reason is not None
+            assert info.value.reason.code == 1009
+            await until_idle(server)
+
+
+async def rejected(
+    port: int, path: str = "", headers: list[tuple[bytes, bytes]] | None = None
+) -> int:
+    statuses: list[int] = []
+    try:
+        async with connect(port, path, headers):
+            pass
+    except* trio_websocket.ConnectionRejected as group:
+        statuses.extend(
+            e.status_code
+            for e in group.exceptions
+            if isinstance(e, trio_websocket.ConnectionRejected)
+        )
+    (status,) = statuses
+    return status
+
+
+async def accepted(
+    port: int, path: str = "", headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    async with connect(port, path, headers) as ws:
+        assert (await receive(ws))["type"] == "ready"
+
+
+async def test_origin_check() -> None:
+    factory = sessions(ScriptedModel())
+    with trio.fail_after(10):
+        async with running(factory, allowed_origins={"https://app.example"}) as (server, port):
+            assert await rejected(port, headers=[(b"Origin", b"http://evil.example")]) == 403
+            assert await rejected(port, headers=[(b"Origin", b"null")]) == 403
+            await accepted(port, headers=[(b"Origin", f"http://127.0.0.1:{port}".encode())])
+            await accepted(port, headers=[(b"Origin", b"https://app.example")])
+            await accepted(port)  # no Origin: not a browser
+            assert server.statistics().refused == 2
+        async with running(factory, allowed_origins={"*"}) as (_, port):
+            await accepted(port, headers=[(b"Origin", b"http://evil.example")])
+
+
+async def test_token() -> None:
+    config = ServerConfig(token="s3cret")
+    assert "s3cret" not in repr(config)
+    with trio.fail_after(10):
+        async with running(sessions(ScriptedModel()), token="s3cret") as (_, port):
+            assert await rejected(port) == 401
+            assert await rejected(port, "?token=wrong") == 401
+            assert await rejected(port, headers=[(b"Authorization", b"Bearer nope")]) == 401
+            await accepted(port, "?token=s3cret")
+            await accepted(port, headers=[(b"Authorization", b"Bearer s3cret")])
+
+
+async def test_max_sessions_and_path() -> None:
+    with trio.fail_after(10):
+        async with running(sessions(ScriptedModel()), max_sessions=1) as (server, port):
+            assert await rejected(port, "/../other") == 404
+            async with connect(port) as ws:
+                await receive(ws)
+                assert await rejected(port) == 503
+            await until_idle(server)
+            await accepted(port)
+            assert server.statistics().total_sessions == 2
+
+
+@attrs.define(eq=False)
+class RecordingSession(LiveSession):
+    reports: list[tuple[int, int, bool]] = attrs.field(init=False, factory=list)
+
+    def report_playback(self, turn: int, chars: int, *, finished: bool = False) -> None:
+        self.reports.append((turn, chars, finished))
+
+
+async def test_playback_is_reported_to_the_session() -> None:
+    made: list[RecordingSession] = []
+
+    def factory(config: Config) -> Pipeline:
+        made.append(RecordingSession(ScriptedModel()))
+        return Pipeline(session=made[-1])
+
+    with trio.fail_after(10):
+        async with (
+            running(factory) as (_, port),
+            connect(port) as ws,
+        ):
+            await receive(ws)
+            await ws.send_message(json.dumps({"type": "playback", "turn": 1, "chars": 12}))
+            playback = {"type": "playback", "turn": 1, "chars": 20, "finished": True}
+            await ws.send_message(json.dumps(playback))
+            await ws.send_message("{")  # its error proves the playback was handled
+            await receive(ws)
+            assert made[0].reports == [(1, 12, False), (1, 20, True)]
+
+
+@attrs.define(eq=False)
+class FakeSpeech:
+    """Stands in for text to speech: 10 bytes of audio per character spoken."""
+
+    done: trio.Event = attrs.field(factory=trio.Event)
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        spoken: dict[int, int] = {}
+        with inbox, outbox:
+            async for part in inbox:
+                await outbox.send(part)
+                if part.role == "model" and is_text(part) and part.content:
+                    turn = part.metadata["turn"]
+                    spoken[turn] = spoken.get(turn, 0) + len(part.text)
+                    audio = audio_part(b"\x01\x00" * 5 * len(part.text)).replace(role="model")
+                    await outbox.send(audio.with_metadata(turn=turn, spoken_chars=spoken[turn]))
+                if part.mimetype.endswith("turn-complete"):
+                    self.done.set()
+
+
+@pytest.mark.parametrize("tts", [True, False])
+async def test_speech_audio_follows_its_header(tts: bool) -> None:
+    factory = sessions(ScriptedModel([["Hi", " there"]]), after=[FakeSpeech()])
+    with trio.fail_after(10):
+        async with (
+            running(factory) as (_, port),
+            connect(port) as ws,
+        ):
+            await receive(ws)
+            await ws.send_message(json.dumps({"type": "config", "tts": tts}))
+            await ws.send_message(json.dumps({"type": "text", "text": "hello"}))
+            seen: list[Event] = []
+            await until(ws, "turn_complete", seen)
+    audio = [(e, seen[i + 1]) for i, e in enumerate(seen) if e.get("type") == "audio"]
+    if not tts:
+        assert audio == []
+        return
+    assert [header["spoken_chars"] for header, _ in audio] == [2, 8]
+    assert [header["bytes"] for header, _ in audio] == [20, 60]
+    for header, payload in audio:
+        assert header["turn"] == 1
+        assert header["sample_rate"] == 16000
+        assert len(payload["binary"]) == header["bytes"]
+
+
+async def test_slow_client_loses_old_audio_never_control() -> None:
+    speech = FakeSpeech()
+    reply = [f" word{i:03d}" + "x" * 3000 for i in range(120)]
+    factory = sessions(ScriptedModel([reply]), after=[speech])
+    with trio.fail_after(20):
+        async with (
+            running(factory, audio_out_chunks=4, control_queue=1000) as (server, port),
+            connect(port) as ws,
+        ):
+            await receive(ws)
+            await ws.send_message(json.dumps({"type": "text", "text": "flood me"}))
+            # Read nothing until the whole answer was produced (~3.6 MB of audio).
+            await speech.done.wait()
+            seen: list[Event] = []
+            await until(ws, "turn_complete", seen)
+    texts = [e["text"] for e in seen if e.get("type") == "text"]
+    assert texts == reply  # every control event arrived, in order
+    audio = [e for e in seen if e.get("type") == "audio"]
+    assert 0 < len(audio) < len(reply)
+    # What is kept is the newest audio.
+    assert audio[-1]["spoken_chars"] == sum(len(t) for t in reply)
+    assert server.statistics().dropped_audio_out == len(reply) - len(audio)
+
+
+async def test_page_is_served_over_http(tmp_path: Any) -> None:
+    (tmp_path / "index.html").write_text("<!doctype html><title>t</title>")
+    (tmp_path / "app.js").write_text("console.log(1)")
+    with trio.fail_after(10):
+        async with running(sessions(ScriptedModel()), static_dir=tmp_path) as (_, port):
+
+            async def get(request: bytes) -> bytes:
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                async with stream:
+                    await stream.send_all(request)
+                    data = b""
+                    while chunk := await stream.receive_some():
+                        data += chunk
+                return data
+
+            page = await get(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert page.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert b"content-type: text/html; charset=utf-8" in page
+            assert page.endswith(b"<!doctype html><title>t</title>")
+            script = await get(b"GET /app.js?v=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"javascript" in script
+            assert script.endswith(b"console.log(1)")
+            head = await get(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK")
+            assert head.endswith(b"\r\n\r\n")
+            assert (await get(b"GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(
+                b"HTTP/1.1 404"
+            )
+            assert (await get(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(b"HTTP/1.1 405")
+            assert (await get(b"nonsense\r\n\r\n")).startswith(b"HTTP/1.1 400")
