@@ -1,0 +1,185 @@
+"""Speech to text on a server: OpenAI-compatible ``/v1/audio/transcriptions``.
+
+`HttpRecognizer` is an `AsyncRecognizer`: each call uploads the clip as a WAV
+file in a multipart form (``file``, ``model``, ``response_format=json`` and
+optional ``language``/``prompt``) and reads ``{"text": ...}`` back. OpenAI,
+Groq, a local faster-whisper or whisper.cpp server all speak this.
+
+Failures are the model errors of `trio_live._errors` (the server is a model
+server): `AuthenticationError` (401/403), `RateLimitedError` (429, with the
+server's Retry-After), `BadRequestError` (other 4xx), `ServerError` (5xx, or
+no connection), `ModelTimeoutError` (connect or response too slow) and
+`MalformedStreamError` (a 200 whose body has no text). The API key is sent in
+the ``Authorization`` header only; it is never in a repr or a message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from types import TracebackType
+from typing import Final, Self
+
+import attrs
+import httpx
+import trio
+
+from .._errors import MalformedStreamError, ModelError, ModelTimeoutError, ServerError
+from ..models._http import error_for_status, parse_retry_after, wav_from_pcm
+from ._stt_backends import check_pcm16
+
+_MASK: Final = "***"
+_MAX_MESSAGE: Final = 300
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _message(response: httpx.Response) -> str:
+    fallback = f"the server answered {response.status_code} {response.reason_phrase}".strip()
+    try:
+        payload = response.json()
+    except ValueError:
+        return response.text.strip()[:_MAX_MESSAGE] or fallback
+    if isinstance(payload, dict):
+        error = payload.get("error", payload.get("detail"))
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:_MAX_MESSAGE]
+        if isinstance(error, str) and error:
+            return error[:_MAX_MESSAGE]
+    return fallback
+
+
+@attrs.define(eq=False)
+class HttpRecognizer:
+    """A recognizer that asks an OpenAI-compatible transcription server.
+
+    Use it as an async context manager (or call `aclose`) to close its
+    connections.
+
+    Args:
+        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1``; requests
+            go to ``{base_url}/audio/transcriptions``.
+        model: the model name the server expects (``whisper-1``...).
+        api_key: sent as a bearer token; never shown.
+        language: an ISO-639-1 hint such as ``"en"``, or None.
+        prompt: text that guides the spelling of names and terms, or None.
+        connect_timeout: seconds to wait for a connection.
+        response_timeout: seconds to wait for the whole answer.
+        transport: an httpx transport (tests use `httpx.MockTransport`).
+    """
+
+    base_url: str
+    model: str = attrs.field(default="whisper-1", kw_only=True)
+    api_key: str | None = attrs.field(default=None, kw_only=True, repr=False)
+    language: str | None = attrs.field(default=None, kw_only=True)
+    prompt: str | None = attrs.field(default=None, kw_only=True)
+    connect_timeout: float = attrs.field(default=5.0, kw_only=True, validator=_positive)
+    response_timeout: float = attrs.field(default=30.0, kw_only=True, validator=_positive)
+    transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, kw_only=True, repr=False)
+    _client: httpx.AsyncClient | None = attrs.field(init=False, default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        """Where the clips are sent."""
+        return self.base_url.rstrip("/") + "/audio/transcriptions"
+
+    def _open_client(self) -> httpx.AsyncClient:
+        client = self._client
+        if client is None or client.is_closed:
+            connect = None if math.isinf(self.connect_timeout) else self.connect_timeout
+            client = self._client = httpx.AsyncClient(
+                transport=self.transport,
+                timeout=httpx.Timeout(None, connect=connect, pool=connect),
+                headers={"user-agent": "trio-live"},
+            )
+        return client
+
+    async def __aenter__(self) -> Self:
+        self._open_client()
+        await trio.lowlevel.checkpoint()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections (a later call opens new ones)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def transcribe(self, pcm16: bytes, rate: int) -> str:
+        """Upload ``pcm16`` (mono, ``rate`` Hz) and return the server's text.
+
+        Cancellation abandons the request.
+
+        Raises:
+            AudioFormatError: if ``pcm16``/``rate`` is not PCM16 audio.
+            ModelError: a subclass of it for each failure (see the module).
+        """
+        check_pcm16(pcm16, rate)
+        data = {"model": self.model, "response_format": "json"}
+        if self.language:
+            data["language"] = self.language
+        if self.prompt:
+            data["prompt"] = self.prompt
+        headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        files = {"file": ("speech.wav", wav_from_pcm(pcm16, rate), "audio/wav")}
+        client = self._open_client()
+        try:
+            response: httpx.Response | None = None
+            with trio.move_on_after(self.response_timeout):
+                response = await client.post(self.url, data=data, files=files, headers=headers)
+            if response is None:
+                raise ModelTimeoutError(
+                    f"no answer within {self.response_timeout} s", phase="first_byte"
+                )
+        except httpx.HTTPError as error:
+            raise self._mask_error(self._transport_error(error)) from error
+        if response.status_code != 200:
+            failure = error_for_status(
+                response.status_code,
+                _message(response),
+                retry_after=parse_retry_after(response.headers),
+            )
+            raise self._mask_error(failure)
+        try:
+            payload = json.loads(response.content)
+        except ValueError:
+            payload = None
+        text = payload.get("text") if isinstance(payload, dict) else None
+        if not isinstance(text, str):
+            body = response.text[:_MAX_MESSAGE]
+            raise self._mask_error(
+                MalformedStreamError(f'expected JSON with a "text" string, got {body!r}')
+            )
+        return text.strip()
+
+    def _transport_error(self, error: httpx.HTTPError) -> ModelError:
+        if isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return ModelTimeoutError(
+                f"no connection within {self.connect_timeout} s", phase="connect"
+            )
+        if isinstance(error, httpx.TimeoutException):
+            return ModelTimeoutError(f"the request timed out: {error}", phase="first_byte")
+        detail = str(error) or type(error).__name__
+        if isinstance(error, httpx.ConnectError):
+            return ServerError(f"could not connect to {self.url}: {detail}")
+        return ServerError(f"the request to {self.url} failed: {detail}")
+
+    def _mask_error(self, error: ModelError) -> ModelError:
+        key = self.api_key
+        if key and key in str(error):
+            error.message = error.message.replace(key, _MASK)
+            error.args = (str(error).replace(key, _MASK),)
+        return error
