@@ -1,0 +1,510 @@
+"""The voice demo: a recorded conversation through the whole offline pipeline.
+
+The bundled conversation (``examples/conversation``: espeak-ng WAV files and
+``conversation.txt``, which says when each line starts) is laid on one
+microphone track and played, paced like a microphone, through::
+
+    microphone -> VAD -> speech to text -> LiveSession -> text to speech -> player
+
+The terminal shows what was heard (partial and final transcriptions), the
+model's text as it streams, interruptions, and per turn the latencies from
+end of speech to the first model text and to the first reply audio.
+
+The player plays the reply audio on a clock (real or virtual; nothing goes to
+a sound card), reports playback to the session (``report_playback``, so a
+barge-in keeps in the history only what was heard), and sets the VAD's echo
+guard while the model speaks. ``--out`` writes the whole conversation as heard
+(user and model voices mixed) to a WAV file.
+
+``--fast`` runs on a virtual clock that jumps whenever every task waits, and
+is held still while speech is recognized, the model computes or espeak-ng
+runs: the silences go by at once, the work takes no virtual time, so the
+conversation is the one an infinitely fast machine would have (latencies
+then show pipeline waits only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import trio
+import trio.testing
+
+from .._chain import run_chain
+from .._model import TurnModel
+from .._parts import (
+    Part,
+    is_audio,
+    is_end_of_speech,
+    is_error,
+    is_final_transcription,
+    is_interrupted,
+    is_start_of_speech,
+    is_text,
+    is_transcription,
+    is_turn_complete,
+)
+from .._policy import TriggerMode
+from .._session import LiveSession
+from ._audio import DEFAULT_RATE, duration, pcm_to_float, read_wav, write_wav
+from ._pacing import send_paced
+from ._tts import EspeakTts
+from ._vad_stage import VadStage
+
+#: Where the bundled conversation lives, in a source checkout.
+CONVERSATION_DIR = Path(__file__).resolve().parents[2] / "examples" / "conversation"
+SYSTEM = "You are a friendly voice assistant. Answer in one to three short sentences."
+#: Seconds of microphone silence after the last line (time for the answer).
+TAIL = 8.0
+
+
+@attrs.frozen(kw_only=True)
+class Line:
+    """One line of the recorded conversation.
+
+    Attributes:
+        start: when it starts on the microphone track, in seconds.
+        path: its WAV file.
+        words: what it says.
+    """
+
+    start: float
+    path: Path
+    words: str
+
+
+def load_conversation(directory: Path = CONVERSATION_DIR) -> list[Line]:
+    """The lines listed in ``directory/conversation.txt``, in order."""
+    lines = []
+    for text in (directory / "conversation.txt").read_text().splitlines():
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        start, name, words = text.split(maxsplit=2)
+        lines.append(Line(start=float(start), path=directory / name, words=words))
+    return lines
+
+
+def microphone_track(lines: Sequence[Line], *, tail: float = TAIL) -> bytes:
+    """Every line at its start on one 16 kHz track, silence in between."""
+    placed = []
+    end = 0
+    for line in lines:
+        pcm, rate = read_wav(line.path)
+        if rate != DEFAULT_RATE:
+            raise ValueError(f"{line.path} must be {DEFAULT_RATE} Hz, got {rate}")
+        offset = round(line.start * DEFAULT_RATE) * 2
+        placed.append((offset, pcm))
+        end = max(end, offset + len(pcm))
+    track = bytearray(end + round(tail * DEFAULT_RATE) * 2)
+    for offset, pcm in placed:
+        track[offset : offset + len(pcm)] = pcm
+    return bytes(track)
+
+
+@attrs.define(eq=False)
+class TurnTiming:
+    """Latencies of one answer, in seconds (None: did not happen).
+
+    Attributes:
+        turn: the session's turn number.
+        end_of_speech: when the end of speech reached the session's input.
+        first_text: seconds from end of speech to the first model text.
+        first_audio: seconds from end of speech to the first reply audio.
+        interrupted: True if the user barged in.
+    """
+
+    turn: int
+    end_of_speech: float
+    first_text: float | None = None
+    first_audio: float | None = None
+    interrupted: bool = False
+
+
+@attrs.define(eq=False)
+class DemoLog:
+    """What the demo shows, as text lines and as a turn sequence."""
+
+    write: Callable[[str], None] = attrs.field(factory=lambda: _write_stdout)
+    start: float = 0.0
+    events: list[tuple[str, Any]] = attrs.field(factory=list)
+    timings: dict[int, TurnTiming] = attrs.field(factory=dict)
+    last_end_of_speech: float | None = None
+    _open_line: bool = False
+
+    def line(self, text: str) -> None:
+        """Print one line, stamped with the conversation's time."""
+        self._close()
+        self.write(f"[{trio.current_time() - self.start:6.2f}] {text}\n")
+
+    def stream(self, text: str) -> None:
+        """Print model text without a line break."""
+        if not self._open_line:
+            self.write(f"[{trio.current_time() - self.start:6.2f}] model: ")
+            self._open_line = True
+        self.write(text)
+
+    def _close(self) -> None:
+        if self._open_line:
+            self.write("\n")
+            self._open_line = False
+
+    def user_part(self, part: Part) -> None:
+        """Show a part seen between speech to text and the session."""
+        if is_start_of_speech(part):
+            self.line("user starts speaking")
+            self.events.append(("speech", "start"))
+        elif is_end_of_speech(part):
+            self.last_end_of_speech = trio.current_time()
+            self.line("user stops speaking")
+            self.events.append(("speech", "end"))
+        elif is_final_transcription(part):
+            self.line(f"heard: {part.text!r}")
+            self.events.append(("heard", part.text))
+        elif is_transcription(part):
+            self.line(f"  ...  {part.text}")
+
+    def model_part(self, part: Part) -> None:
+        """Show a part the session (through text to speech) sent."""
+        turn = part.metadata.get("turn", 0)
+        timing = self.timings.get(turn)
+        if timing is None and self.last_end_of_speech is not None and turn:
+            timing = self.timings[turn] = TurnTiming(
+                turn=turn, end_of_speech=self.last_end_of_speech
+            )
+        since = None if timing is None else trio.current_time() - timing.end_of_speech
+        if is_audio(part):
+            if timing is not None and timing.first_audio is None:
+                timing.first_audio = since
+        elif is_interrupted(part):
+            if timing is not None:
+                timing.interrupted = True
+            self.line(f"turn {turn} interrupted: the user barged in")
+            self.events.append(("interrupted", turn))
+        elif is_turn_complete(part):
+            self._close()
+            self.events.append(("turn complete", turn))
+            if timing is not None:
+                self.line(_describe(timing))
+        elif is_error(part):
+            self.line(f"error: {part.text}")
+        elif is_text(part) and part.role == "model" and not part.substream:
+            if timing is not None and timing.first_text is None:
+                timing.first_text = since
+            self.stream(part.text)
+            self.events.append(("model", (turn, part.text)))
+
+    def model_texts(self) -> dict[int, str]:
+        """Each turn's model text."""
+        texts: dict[int, str] = collections.defaultdict(str)
+        for kind, value in self.events:
+            if kind == "model":
+                texts[value[0]] += value[1]
+        return dict(texts)
+
+
+def _describe(timing: TurnTiming) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:.0f} ms"
+
+    return (
+        f"turn {timing.turn}: end of speech -> first text {ms(timing.first_text)}"
+        f" -> first audio {ms(timing.first_audio)}"
+    )
+
+
+@attrs.define(eq=False)
+class _Tap:
+    """A stage that shows the user side and passes everything on."""
+
+    log: DemoLog
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with inbox, outbox:
+            async for part in inbox:
+                self.log.user_part(part)
+                await outbox.send(part)
+
+
+@attrs.define(eq=False)
+class Player:
+    """Plays the reply audio on the clock and reports playback to the session.
+
+    Args:
+        session: told how far each answer was heard.
+        vad: its echo guard is set while the model speaks (may be None).
+        log: shows what comes out.
+    """
+
+    session: LiveSession
+    vad: VadStage | None
+    log: DemoLog
+    played: list[tuple[float, bytes]] = attrs.field(factory=list)
+    _queue: collections.deque[Part] = attrs.field(factory=collections.deque)
+    _wake: trio.Event = attrs.field(factory=trio.Event)
+    _playing: tuple[int, trio.CancelScope] | None = None
+    _ended: bool = False
+
+    async def run(self, outputs: trio.MemoryReceiveChannel[Part]) -> None:
+        """Show and play ``outputs`` until it ends and the last audio has played."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._play)
+            with outputs:
+                async for part in outputs:
+                    self.log.model_part(part)
+                    if is_interrupted(part):
+                        self._cut(part.metadata.get("turn"))
+                    elif (is_audio(part) and part.role == "model") or is_turn_complete(part):
+                        self._queue.append(part)
+                        self._wake.set()
+            self._ended = True
+            self._wake.set()
+
+    def _cut(self, turn: int | None) -> None:
+        kept = [p for p in self._queue if p.metadata.get("turn") != turn]
+        self._queue.clear()
+        self._queue.extend(kept)
+        if self._playing is not None and self._playing[0] == turn:
+            self._playing[1].cancel()
+
+    async def _play(self) -> None:
+        heard: dict[int, int] = {}
+        while True:
+            if not self._queue:
+                if self.vad is not None:
+                    self.vad.model_speaking = False
+                if self._ended:
+                    return
+                self._wake = trio.Event()
+                await self._wake.wait()
+                continue
+            part = self._queue.popleft()
+            turn = part.metadata.get("turn", 0)
+            if is_turn_complete(part):
+                self.session.report_playback(turn, heard.get(turn, 0), finished=True)
+                continue
+            if self.vad is not None:
+                self.vad.model_speaking = True
+            started = trio.current_time()
+            seconds = duration(part.data, DEFAULT_RATE)
+            with trio.CancelScope() as scope:
+                self._playing = (turn, scope)
+                await trio.sleep(seconds)
+            self._playing = None
+            played = trio.current_time() - started
+            samples = min(len(part.data) // 2, round(played * DEFAULT_RATE))
+            self.played.append((started - self.log.start, part.data[: samples * 2]))
+            if not scope.cancelled_caught:
+                heard[turn] = part.metadata.get("spoken_chars", 0)
+                self.session.report_playback(turn, heard[turn])
+
+
+def mix(user: bytes, model: Sequence[tuple[float, bytes]]) -> bytes:
+    """The user's track with the model's voice added at the times it played."""
+    ends = [round(at * DEFAULT_RATE) + len(pcm) // 2 for at, pcm in model]
+    length = max([len(user) // 2, *ends])
+    out = np.zeros(length, dtype=np.float64)
+    out[: len(user) // 2] += pcm_to_float(user)
+    for at, pcm in model:
+        begin = round(at * DEFAULT_RATE)
+        out[begin : begin + len(pcm) // 2] += pcm_to_float(pcm)
+    scaled = np.round(np.clip(out, -1.0, 32767 / 32768) * 32768).astype("<i2")
+    return scaled.tobytes()
+
+
+@attrs.define(eq=False)
+class DemoResult:
+    """What a demo run produced."""
+
+    log: DemoLog
+    history: list[Part]
+    conversation: bytes
+
+
+async def run_demo(
+    model: TurnModel,
+    stt: Any,
+    *,
+    tts: EspeakTts | None = None,
+    vad: VadStage | None = None,
+    lines: Sequence[Line] | None = None,
+    realtime: bool = True,
+    write: Callable[[str], None] | None = None,
+) -> DemoResult:
+    """Play the conversation through VAD, ``stt``, a session on ``model`` and TTS.
+
+    Args:
+        model: the turn model.
+        stt: the speech-to-text stage (``SpeechToText`` or a fake).
+        tts: the text-to-speech stage (default: `EspeakTts`).
+        vad: the voice activity stage (default: `VadStage` with Silero).
+        lines: the conversation (default: the bundled one).
+        realtime: pace the microphone (False: as fast as the pipeline takes it).
+        write: where the terminal text goes.
+    """
+    lines = load_conversation() if lines is None else lines
+    vad = VadStage() if vad is None else vad
+    tts = EspeakTts() if tts is None else tts
+    track = microphone_track(lines)
+    log = DemoLog(write=write or _write_stdout, start=trio.current_time())
+    session = LiveSession(
+        model,
+        trigger=TriggerMode.FINAL_TRANSCRIPTION,
+        track_playback=True,
+        model_errors="report",
+    )
+    player = Player(session=session, vad=vad, log=log)
+    send_mic, receive_mic = trio.open_memory_channel[Part](16)
+    send_out, receive_out = trio.open_memory_channel[Part](64)
+
+    async def microphone() -> None:
+        with send_mic:
+            await send_paced(send_mic, track, start=log.start, realtime=realtime)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(microphone)
+        nursery.start_soon(run_chain, [vad, stt, _Tap(log), session, tts], receive_mic, send_out)
+        nursery.start_soon(player.run, receive_out)
+    log.line("conversation over")
+    return DemoResult(log=log, history=session.history(), conversation=mix(track, player.played))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the demo's options to ``parser``."""
+    parser.add_argument(
+        "--out", metavar="WAV", help="write the conversation as heard to a WAV file"
+    )
+    parser.add_argument(
+        "--fast", action="store_true", help="run as fast as possible on a virtual clock"
+    )
+    parser.add_argument(
+        "--stt", default="auto", help="speech to text: auto, moonshine or pocketsphinx"
+    )
+    parser.add_argument("--conversation", metavar="DIR", help="another recorded conversation")
+    try:
+        from ..models._factory import add_model_arguments
+    except ImportError:  # pragma: no cover - the factory ships with the package
+        return
+    add_model_arguments(parser)
+
+
+def _model(args: argparse.Namespace) -> TurnModel:
+    if getattr(args, "model_url", None):
+        from ..models._factory import model_from_args
+
+        return model_from_args(args)
+    try:
+        from ..models.local import LocalModel
+    except ImportError:
+        from ..testing import ScriptedModel
+
+        return ScriptedModel()
+    local: TurnModel = LocalModel(
+        system=getattr(args, "system_instruction", None) or SYSTEM, max_tokens=80
+    )
+    return local
+
+
+@attrs.define(eq=False)
+class _ClockHold:
+    """Keeps a virtual clock from jumping while real work runs elsewhere (``--fast``).
+
+    The autojump clock jumps as soon as every task waits, and a task waiting
+    on a worker thread or a process counts as waiting: the microphone would
+    run ahead while speech is recognized. While a worker thread of one of the
+    ``limiters`` or a synthesis (``busy``) runs, this task stays runnable.
+    """
+
+    limiters: list[trio.CapacityLimiter]
+    busy: int = 0
+
+    def working(self) -> bool:
+        return self.busy > 0 or any(x.statistics().borrowed_tokens for x in self.limiters)
+
+    async def run(self) -> None:
+        while True:
+            if self.working():
+                await trio.lowlevel.checkpoint()
+            else:
+                await trio.sleep(0.005)
+
+
+@attrs.define(eq=False)
+class _HeldTts(EspeakTts):
+    hold: _ClockHold | None = None
+
+    async def synthesize(self, text: str) -> bytes:
+        assert self.hold is not None
+        self.hold.busy += 1
+        try:
+            return await super().synthesize(text)
+        finally:
+            self.hold.busy -= 1
+
+
+async def _main(args: argparse.Namespace) -> int:
+    from ._stt import SpeechToText
+    from ._stt_backends import load_recognizer
+
+    model = _model(args)
+    write = _write_stdout
+    write("loading the speech recognizer and the model...\n")
+    recognizer: Any = await trio.to_thread.run_sync(load_recognizer, args.stt)
+    load = getattr(model, "load", None)
+    if load is not None:
+        await load()
+    directory = Path(args.conversation) if args.conversation else CONVERSATION_DIR
+    tts = EspeakTts()
+    try:
+        async with trio.open_nursery() as nursery:
+            if args.fast:
+                # The local model runs on its own limiter (see LocalModel).
+                own = getattr(model, "_limiter", None)
+                limiters = [trio.to_thread.current_default_thread_limiter()]
+                hold = _ClockHold(limiters + ([own] if own is not None else []))
+                tts = _HeldTts(hold=hold)
+                nursery.start_soon(hold.run)
+            result = await run_demo(
+                model,
+                SpeechToText(recognizer),
+                tts=tts,
+                lines=load_conversation(directory),
+                write=write,
+            )
+            nursery.cancel_scope.cancel()
+    finally:
+        aclose = getattr(model, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    timings = [t for t in result.log.timings.values() if t.first_audio is not None]
+    if timings:
+        audio = sorted(t.first_audio for t in timings if t.first_audio is not None)
+        write(
+            f"end of speech -> first reply audio: median {np.median(audio) * 1000:.0f} ms,"
+            f" worst {audio[-1] * 1000:.0f} ms over {len(audio)} turns\n"
+        )
+    if args.out:
+        write_wav(args.out, result.conversation, DEFAULT_RATE)
+        write(f"wrote {args.out} ({duration(result.conversation, DEFAULT_RATE):.1f} s)\n")
+    return 0
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo with parsed arguments; returns the exit status."""
+    if args.fast:
+        clock = trio.testing.MockClock(autojump_threshold=0)
+        return trio.run(_main, args, clock=clock)
+    return trio.run(_main, args)
