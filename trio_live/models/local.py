@@ -188,7 +188,11 @@ class LocalModel:
         max_tokens: the longest answer, in tokens.
         temperature: sampling temperature (0 is greedy).
         top_p: nucleus sampling threshold.
-        n_threads: CPU threads for generation.
+        n_threads: CPU threads for generation. One is the default: llama.cpp's
+            threads wait for each other between steps by spinning, so when
+            another program (or the session's own audio work) takes a core,
+            two threads run several times slower than one; set 2 on an
+            otherwise idle machine for more speed.
         n_ctx: the context size in tokens; the prompt is cut to fit it with
             room for ``max_tokens``.
         llama: an already loaded ``llama_cpp.Llama`` to use instead of
@@ -200,7 +204,7 @@ class LocalModel:
     max_tokens: int = 256
     temperature: float = 0.2
     top_p: float = 0.9
-    n_threads: int = 2
+    n_threads: int = 1
     n_ctx: int = 2048
     llama: Llama | None = None
     _load_lock: trio.Lock = attrs.field(init=False, factory=trio.Lock)
