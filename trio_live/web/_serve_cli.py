@@ -1,0 +1,122 @@
+"""``trio-live serve``: the page and live voice sessions over websocket.
+
+Each connection gets its own pipeline: voice activity detection and speech to
+text on the microphone audio, a `LiveSession` on the chosen model, and text
+to speech (espeak-ng) when the client asks for it. SIGINT or SIGTERM stops
+the server gracefully: sessions are cancelled and clients get a close frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable
+
+import trio
+
+from .._chain import Stage
+from .._errors import LiveError
+from .._model import TurnModel
+from .._session import LiveSession
+from ._protocol import Config
+from ._server import Pipeline, ServerConfig, WebServer
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add this command's options."""
+    from ..models import add_model_arguments
+
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port (default: 8765)")
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser origin allowed besides the page's own (repeatable; '*' allows any)",
+    )
+    parser.add_argument(
+        "--token",
+        help="require this bearer token (or ?token= in the URL); default: $TRIO_LIVE_TOKEN",
+    )
+    parser.add_argument(
+        "--max-sessions", type=int, default=16, help="most concurrent sessions (default: 16)"
+    )
+    parser.add_argument(
+        "--stt",
+        choices=("auto", "moonshine", "pocketsphinx", "none"),
+        default="auto",
+        help="speech-to-text back end ('none': typed turns only)",
+    )
+    add_model_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT or SIGTERM; returns the exit status."""
+    import os
+
+    from ..models import model_from_args
+
+    token = args.token or os.environ.get("TRIO_LIVE_TOKEN") or None
+    try:
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            allowed_origins=frozenset(args.allow_origin),
+            token=token,
+            max_sessions=args.max_sessions,
+        )
+        model = model_from_args(args)
+    except ValueError as error:
+        print(f"trio-live serve: {error}", file=sys.stderr)
+        return 2
+    try:
+        trio.run(serve, model, config, args.stt)
+    except (LiveError, OSError) as error:
+        print(f"trio-live serve: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def serve(model: TurnModel, config: ServerConfig, stt: str = "auto") -> None:
+    """Load the speech back ends, then serve until SIGINT or SIGTERM."""
+    factory = await voice_pipeline(model, stt=stt)
+    server = WebServer(factory, config)
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(server.serve)
+            print(f"trio-live: open http://{config.host}:{port}/ (Ctrl-C stops)", flush=True)
+            async for signum in signals:
+                print(f"trio-live: {signal.Signals(signum).name}, closing sessions", flush=True)
+                nursery.cancel_scope.cancel()
+                break
+
+
+async def voice_pipeline(model: TurnModel, *, stt: str = "auto") -> Callable[[Config], Pipeline]:
+    """A pipeline factory: VAD → speech to text → session on ``model`` → TTS.
+
+    The recognizer is loaded once (in a worker thread); each connection gets
+    fresh stages. With ``stt="none"`` only typed turns are understood.
+    """
+    from ..voice import EspeakTts, VadStage
+
+    recognizer = None
+    if stt != "none":
+        from ..voice._stt import SpeechToText
+        from ..voice._stt_backends import load_recognizer
+
+        recognizer = await trio.to_thread.run_sync(load_recognizer, stt)
+
+    def factory(config: Config) -> Pipeline:
+        before: list[Stage] = []
+        if recognizer is not None:
+            before = [VadStage(), SpeechToText(recognizer)]
+        # With speech, an interrupted answer is remembered as far as it was heard.
+        session = LiveSession(
+            model, model_errors="report", emit_stats=True, track_playback=config.tts
+        )
+        after: list[Stage] = [EspeakTts()] if config.tts else []
+        return Pipeline(session=session, before=before, after=after)
+
+    return factory

@@ -1,0 +1,276 @@
+// The trio-live page: talks protocol version 1 (docs/protocol.md) with the
+// server that served it. Plain JavaScript, no build step.
+"use strict";
+
+(() => {
+  const params = new URLSearchParams(location.search);
+  const $ = (id) => document.getElementById(id);
+  const conversation = $("conversation");
+
+  let ws = null;
+  let audio = null;            // one AudioContext: microphone and playback
+  let micStream = null;
+  let micNode = null;
+  let serverState = "listening";
+  let userLine = null;         // the user's line being transcribed
+  let askedAt = null;          // when the user's last turn ended (performance.now)
+  let pendingAudio = null;     // the header of the binary message to come
+  let nextStart = 0;           // where the next chunk of speech is scheduled
+  let retry = 500;
+  const turns = new Map();     // turn -> {line, text, latency, askedAt, heard, complete, reported}
+  const playing = new Set();   // scheduled chunks: {turn, chars, source, stopped}
+
+  // -- the page -----------------------------------------------------------
+
+  function line(who, cls) {
+    const el = document.createElement("div");
+    el.className = `turn ${cls}`;
+    const name = document.createElement("span");
+    name.className = "who";
+    name.textContent = who;
+    const text = document.createElement("span");
+    text.className = "text";
+    const latency = document.createElement("span");
+    latency.className = "latency";
+    el.append(name, text, latency);
+    conversation.append(el);
+    conversation.scrollTop = conversation.scrollHeight;
+    return { el, text, latency };
+  }
+
+  function showState() {
+    const state = playing.size > 0 ? "speaking" : serverState;
+    const el = $("state");
+    el.textContent = state;
+    el.className = `state ${state}`;
+  }
+
+  function showError(message) {
+    const el = $("errors");
+    el.textContent = message;
+  }
+
+  function turnOf(n) {
+    let turn = turns.get(n);
+    if (!turn) {
+      const view = line("model", "model");
+      turn = { ...view, askedAt, heard: 0, complete: false, reported: -1, firstAt: null };
+      askedAt = null;
+      turns.set(n, turn);
+    }
+    return turn;
+  }
+
+  function firstOutput(turn) {
+    if (turn.firstAt !== null) return;
+    turn.firstAt = performance.now();
+    if (turn.askedAt !== null) {
+      turn.latency.textContent = `${Math.round(turn.firstAt - turn.askedAt)} ms`;
+    }
+  }
+
+  // -- the socket ---------------------------------------------------------
+
+  function send(message) {
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+  }
+
+  function connect() {
+    const url = new URL("ws", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    url.search = "";
+    if (params.get("token")) url.searchParams.set("token", params.get("token"));
+    ws = new WebSocket(url, ["trio-live.v1"]);
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => {
+      retry = 500;
+      send({ type: "config", version: 1, tts: $("speak").checked });
+    };
+    ws.onmessage = (message) => {
+      if (typeof message.data === "string") handle(JSON.parse(message.data));
+      else if (pendingAudio) {
+        schedule(pendingAudio, message.data);
+        pendingAudio = null;
+      }
+    };
+    ws.onclose = (close) => {
+      $("connection").textContent = `disconnected (${close.code}), retrying…`;
+      stopPlayback();
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 10000);
+    };
+  }
+
+  function handle(event) {
+    switch (event.type) {
+      case "ready":
+        $("connection").textContent = `connected · session ${event.session} · protocol v${event.version}`;
+        break;
+      case "state":
+        serverState = event.state;
+        showState();
+        break;
+      case "transcript":
+        if (!userLine) userLine = line("you", "user");
+        userLine.text.textContent = event.text;
+        userLine.text.classList.toggle("partial", !event.final);
+        if (event.final) {
+          userLine = null;
+          askedAt = performance.now();
+        }
+        break;
+      case "text": {
+        const turn = turnOf(event.turn);
+        turn.text.textContent += event.text;
+        firstOutput(turn);
+        break;
+      }
+      case "audio":
+        pendingAudio = event;
+        break;
+      case "interrupted":
+        turnOf(event.turn).el.classList.add("interrupted");
+        stopPlayback(event.turn);
+        break;
+      case "turn_complete": {
+        const turn = turnOf(event.turn);
+        turn.complete = true;
+        finishIfDone(event.turn);
+        break;
+      }
+      case "metrics": {
+        const turn = turns.get(event.turn);
+        if (turn && event.time_to_first_output !== null) {
+          const server = Math.round(event.time_to_first_output * 1000);
+          turn.latency.textContent += ` (model ${server} ms)`;
+        }
+        break;
+      }
+      case "error":
+        showError(`${event.code}: ${event.message}`);
+        break;
+      default:
+        break;  // newer servers may send more
+    }
+  }
+
+  // -- speech output and playback reports ---------------------------------
+
+  function ensureAudio() {
+    if (!audio) audio = new AudioContext();
+    if (audio.state === "suspended") audio.resume();
+    return audio;
+  }
+
+  function schedule(header, data) {
+    const turn = turnOf(header.turn);
+    firstOutput(turn);
+    if (turn.el.classList.contains("interrupted")) return;
+    const ctx = ensureAudio();
+    const pcm = new Int16Array(data);
+    const buffer = ctx.createBuffer(1, pcm.length, header.sample_rate);
+    const channel = buffer.getChannelData(0);
+    for (let i = 0; i < pcm.length; i++) channel[i] = pcm[i] / 32768;
+    const source = ctx.createBufferSource();
+    source.buffer = buffer;
+    source.connect(ctx.destination);
+    const start = Math.max(ctx.currentTime + 0.03, nextStart);
+    source.start(start);
+    nextStart = start + buffer.duration;
+    const chunk = { turn: header.turn, chars: header.spoken_chars, source, stopped: false };
+    playing.add(chunk);
+    source.onended = () => {
+      playing.delete(chunk);
+      if (!chunk.stopped && chunk.chars !== null) turn.heard = Math.max(turn.heard, chunk.chars);
+      finishIfDone(chunk.turn);
+      showState();
+    };
+    showState();
+  }
+
+  function report(n, finished) {
+    const turn = turns.get(n);
+    if (!turn || (!finished && turn.reported === turn.heard)) return;
+    turn.reported = turn.heard;
+    send({ type: "playback", turn: n, chars: turn.heard, finished });
+  }
+
+  function finishIfDone(n) {
+    const turn = turns.get(n);
+    if (!turn || !turn.complete || turn.finished) return;
+    for (const chunk of playing) if (chunk.turn === n) return;
+    turn.finished = true;
+    report(n, !turn.el.classList.contains("interrupted"));
+  }
+
+  function stopPlayback(n) {
+    for (const chunk of [...playing]) {
+      if (n !== undefined && chunk.turn !== n) continue;
+      chunk.stopped = true;
+      playing.delete(chunk);
+      try { chunk.source.stop(); } catch (e) { /* not started yet */ }
+      report(chunk.turn, false);
+    }
+    nextStart = 0;
+    showState();
+  }
+
+  setInterval(() => {
+    const reported = new Set();
+    for (const chunk of playing) {
+      if (!reported.has(chunk.turn)) report(chunk.turn, false);
+      reported.add(chunk.turn);
+    }
+  }, 250);
+
+  // -- the microphone -----------------------------------------------------
+
+  async function startMic() {
+    const ctx = ensureAudio();
+    micStream = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+    });
+    await ctx.audioWorklet.addModule("worklet.js");
+    micNode = new AudioWorkletNode(ctx, "pcm16-capture");
+    micNode.port.onmessage = (message) => {
+      // A socket that cannot keep up loses old audio here, not control messages.
+      if (ws && ws.readyState === WebSocket.OPEN && ws.bufferedAmount < 64000) ws.send(message.data);
+    };
+    const mute = ctx.createGain();
+    mute.gain.value = 0;
+    ctx.createMediaStreamSource(micStream).connect(micNode);
+    micNode.connect(mute).connect(ctx.destination);
+    $("mic").textContent = "Stop microphone";
+  }
+
+  function stopMic() {
+    if (micStream) micStream.getTracks().forEach((track) => track.stop());
+    if (micNode) micNode.disconnect();
+    micStream = micNode = null;
+    $("mic").textContent = "Start microphone";
+  }
+
+  $("mic").onclick = () => {
+    if (micStream) stopMic();
+    else startMic().catch((error) => showError(`microphone: ${error.message}`));
+  };
+  $("interrupt").onclick = () => {
+    stopPlayback();
+    send({ type: "interrupt" });
+  };
+  $("speak").onchange = () => ws && ws.close(1000);  // reconnects with the new config
+  $("typed").onsubmit = (submit) => {
+    submit.preventDefault();
+    const text = $("text").value.trim();
+    if (!text) return;
+    ensureAudio();
+    line("you", "user").text.textContent = text;
+    askedAt = performance.now();
+    send({ type: "text", text });
+    $("text").value = "";
+  };
+
+  showState();
+  connect();
+  if (params.get("autostart")) startMic().catch((error) => showError(`microphone: ${error.message}`));
+})();
