@@ -214,27 +214,11 @@ class ModelServer:
     ) -> bool:
         reply = self._reply(record)
         formats = _GEMINI if record.dialect == "gemini" else _OPENAI
-        await trio.sleep(reply.headers_delay)
-        headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
-        if reply.status >= 400:
-            body = json.dumps(formats.error(reply.status, reply.message)).encode()
-            headers += [(b"content-type", b"application/json")]
-            headers += [(b"content-length", str(len(body)).encode())]
-            await stream.send_all(
-                conn.send(h11.Response(status_code=reply.status, headers=headers))
-            )
-            await stream.send_all(conn.send(h11.Data(data=body)))
-            await stream.send_all(conn.send(h11.EndOfMessage()))
-            record.completed_at = trio.current_time()
-            return True
-        if not any(k.lower() == "content-type" for k in reply.headers):
-            headers.append((b"content-type", b"text/event-stream"))
-        await stream.send_all(conn.send(h11.Response(status_code=reply.status, headers=headers)))
         outcome = "close"
 
         async def watch(cancel_scope: trio.CancelScope) -> None:
-            # HTTP/1.1 clients send nothing while a response streams, so a read
-            # that returns means the client closed or reset the connection.
+            # HTTP/1.1 clients send nothing while a response is on its way, so
+            # a read that returns means the client closed or reset the connection.
             try:
                 data = await stream.receive_some(65536)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -248,7 +232,7 @@ class ModelServer:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(watch, nursery.cancel_scope)
             try:
-                outcome = await self._stream(stream, conn, record, reply, formats)
+                outcome = await self._send_reply(stream, conn, record, reply, formats)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 if record.disconnected_at is None:
                     record.disconnected_at = trio.current_time()
@@ -259,6 +243,32 @@ class ModelServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()
         return outcome == "keep" and record.disconnected_at is None
+
+    async def _send_reply(
+        self,
+        stream: trio.SocketStream,
+        conn: h11.Connection,
+        record: RecordedRequest,
+        reply: Reply,
+        formats: _Dialect,
+    ) -> str:
+        await trio.sleep(reply.headers_delay)
+        headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
+        if reply.status >= 400:
+            body = json.dumps(formats.error(reply.status, reply.message)).encode()
+            headers += [(b"content-type", b"application/json")]
+            headers += [(b"content-length", str(len(body)).encode())]
+            await stream.send_all(
+                conn.send(h11.Response(status_code=reply.status, headers=headers))
+            )
+            await stream.send_all(conn.send(h11.Data(data=body)))
+            await stream.send_all(conn.send(h11.EndOfMessage()))
+            record.completed_at = trio.current_time()
+            return "keep"
+        if not any(k.lower() == "content-type" for k in reply.headers):
+            headers.append((b"content-type", b"text/event-stream"))
+        await stream.send_all(conn.send(h11.Response(status_code=reply.status, headers=headers)))
+        return await self._stream(stream, conn, record, reply, formats)
 
     async def _stream(
         self,

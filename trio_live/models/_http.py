@@ -428,7 +428,7 @@ class HTTPTurnModel:
                 raise self._error(self._transport_error(error)) from error
         if scope.cancelled_caught:
             raise ModelTimeoutError(
-                f"no response within {self.first_byte_timeout} s", phase="first_byte"
+                f"no first byte within {self.first_byte_timeout} s", phase="first_byte"
             )
         chunks = response.aiter_bytes()
         try:
@@ -465,9 +465,11 @@ class HTTPTurnModel:
             except httpx.HTTPError as error:
                 raise self._error(self._transport_error(error)) from error
         if scope.cancelled_caught:
-            limit = self.first_byte_timeout if phase == "first_byte" else self.idle_timeout
-            gap = "before the first byte" if phase == "first_byte" else "between chunks"
-            raise ModelTimeoutError(f"waited {limit} s {gap}", phase=phase)
+            if phase == "first_byte":
+                message = f"no first byte within {self.first_byte_timeout} s"
+            else:
+                message = f"no data for {self.idle_timeout} s between chunks"
+            raise ModelTimeoutError(message, phase=phase)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _read_all(self, chunks: AsyncIterator[bytes], deadline: float, phase: str) -> bytes:
