@@ -20,9 +20,9 @@ import trio
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
 
-from model_server import Reply, open_model_server  # noqa: E402
+from model_server import Reply, open_model_server
 
-from trio_live import (  # noqa: E402
+from trio_live import (
     EndOfInput,
     LiveSession,
     end_of_speech,
@@ -31,7 +31,7 @@ from trio_live import (  # noqa: E402
     is_turn_complete,
     start_of_speech,
 )
-from trio_live.models import GeminiModel, OpenAIChatModel  # noqa: E402
+from trio_live.models import GeminiModel, OpenAIChatModel
 
 
 async def measure(kind: str, turns: int) -> list[float]:
@@ -63,7 +63,8 @@ async def measure(kind: str, turns: int) -> list[float]:
         stats = session.statistics().recent_turns
     gaps = []
     for request, turn in zip(server.requests, stats, strict=True):
-        assert request.disconnected_at is not None and turn.barge_in_at is not None
+        assert request.disconnected_at is not None
+        assert turn.barge_in_at is not None
         gaps.append(request.disconnected_at - turn.barge_in_at)
     return gaps
 
