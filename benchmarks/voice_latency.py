@@ -1,0 +1,78 @@
+"""Voice pipeline figures on this machine (run by hand).
+
+1. VAD real-time factor: seconds of compute per second of audio, for each
+   back end, over the bundled conversation's microphone track.
+2. End of speech -> first model text -> first reply audio, per turn, for the
+   bundled conversation played in real time through VAD, speech to text, the
+   local model (or --model URL) and espeak-ng. Median and worst.
+
+    .venv/bin/python benchmarks/voice_latency.py [--stt auto] [--model URL --model-name NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import trio
+
+from trio_live import Part, audio_part
+from trio_live.voice import VadStage, make_backend
+from trio_live.voice._demo import _model, load_conversation, microphone_track, run_demo
+from trio_live.voice._stt import SpeechToText
+from trio_live.voice._stt_backends import load_recognizer
+
+
+async def vad_rtf(backend: str, track: bytes) -> float:
+    stage = VadStage(backend=make_backend(backend))
+    parts = [audio_part(track[i : i + 640]) for i in range(0, len(track), 640)]
+    send_in, receive_in = trio.open_memory_channel[Part](len(parts))
+    send_out, receive_out = trio.open_memory_channel[Part](len(parts) + 100)
+    for part in parts:
+        send_in.send_nowait(part)
+    send_in.close()
+    began = time.perf_counter()
+    await stage.run(receive_in, send_out)
+    spent = time.perf_counter() - began
+    receive_out.close()
+    return spent / (len(track) / 2 / 16000)
+
+
+async def main(args: argparse.Namespace) -> None:
+    lines = load_conversation()
+    track = microphone_track(lines)
+    for backend in ("silero", "webrtc"):
+        rtf = await vad_rtf(backend, track)
+        print(f"VAD {backend}: real-time factor {rtf:.4f} ({rtf * 32:.3f} ms per 32 ms of audio)")
+    model = _model(args)
+    recognizer = await trio.to_thread.run_sync(load_recognizer, args.stt)
+    load = getattr(model, "load", None)
+    if load is not None:
+        await load()
+    first_text: list[float] = []
+    first_audio: list[float] = []
+    for run in range(args.runs):
+        result = await run_demo(model, SpeechToText(recognizer), lines=lines, write=lambda _: None)
+        for timing in result.log.timings.values():
+            if timing.first_text is not None:
+                first_text.append(timing.first_text)
+            if timing.first_audio is not None:
+                first_audio.append(timing.first_audio)
+        print(f"run {run + 1}: {len(result.log.timings)} turns")
+    for name, values in (("first model text", first_text), ("first reply audio", first_audio)):
+        print(
+            f"end of speech -> {name}: median {statistics.median(values) * 1000:.0f} ms,"
+            f" worst {max(values) * 1000:.0f} ms over {len(values)} turns"
+        )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--stt", default="auto")
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--model", dest="model_url")
+    parser.add_argument("--model-name")
+    parser.add_argument("--provider")
+    parser.add_argument("--system", dest="system_instruction")
+    trio.run(main, parser.parse_args())

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from trio_live import Part, is_end_of_speech, is_text, transcription
+from trio_live.testing import ScriptedModel
+from trio_live.voice import EspeakTts, duration, read_wav
+from trio_live.voice._demo import (
+    Line,
+    add_arguments,
+    load_conversation,
+    microphone_track,
+    run_demo,
+)
+
+STORY = (
+    "Once upon a time a small cat lived in a quiet house. Every morning she sat by the"
+    " window. She watched the birds in the garden. One day a bird landed on the sill."
+    " The cat did not move. They looked at each other for a long time. Then the bird"
+    " sang a song. The cat listened until the sun went down."
+)
+SCRIPT = ["Paris is the capital of France.", STORY, "Dogs are loyal friends.", "Goodbye!"]
+
+
+def words(reply: str) -> list[str]:
+    parts = reply.split(" ")
+    return [parts[0], *(" " + word for word in parts[1:])]
+
+
+@attrs.define(eq=False)
+class KnownWords:
+    """Speech to text that knows the script: the line under each end of speech."""
+
+    lines: list[Line]
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with inbox, outbox:
+            async for part in inbox:
+                await outbox.send(part)
+                if is_end_of_speech(part):
+                    at = part.metadata["at"]
+                    line = max((x for x in self.lines if x.start < at), key=lambda x: x.start)
+                    await outbox.send(transcription(line.words, final=True))
+
+
+@attrs.define(eq=False)
+class SilentTts(EspeakTts):
+    """Text to speech without a process: 60 ms of silence per character."""
+
+    async def synthesize(self, text: str) -> bytes:
+        await trio.sleep(0.005)
+        return bytes(round(len(text) * 0.06 * self.rate) * 2)
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+async def run_once() -> tuple[list[tuple[str, Any]], dict[int, Any], list[Part], str]:
+    lines = load_conversation()
+    model = ScriptedModel([words(reply) for reply in SCRIPT], first_part_delay=0.2, part_delay=0.02)
+    printed: list[str] = []
+    result = await run_demo(
+        model, KnownWords(lines), tts=SilentTts(), lines=lines, write=printed.append
+    )
+    timings = {
+        t.turn: (_ms(t.first_text), _ms(t.first_audio), t.interrupted)
+        for t in result.log.timings.values()
+    }
+    return result.log.events, timings, result.history, "".join(printed)
+
+
+async def test_the_demo_conversation_runs_the_same_way_every_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(600):
+        first = await run_once()
+        second = await run_once()
+    events, timings, history, printed = first
+    assert first[:3] == second[:3]
+    assert [e for e in events if e[0] in ("heard", "interrupted", "turn complete")] == [
+        ("heard", "Hello, what is the capital of France?"),
+        ("turn complete", 1),
+        ("heard", "Tell me a short story about a cat."),
+        ("turn complete", 2),  # the text was all sent; its audio was still playing
+        ("interrupted", 2),
+        ("heard", "Wait, tell me about dogs instead."),
+        ("turn complete", 3),
+        ("heard", "Thank you, goodbye."),
+        ("turn complete", 4),
+    ]
+    assert set(timings) == {1, 2, 3, 4}
+    for turn, (first_text, first_audio, interrupted) in timings.items():
+        assert first_text == pytest.approx(0.2, abs=0.05)  # the model's first-part delay
+        assert first_audio is not None
+        assert first_text <= first_audio < first_text + 0.3  # first sentence complete
+        assert interrupted == (turn == 2)
+    # Barge-in on what was heard: the story is kept only as far as it played.
+    model_texts = [p.text for p in history if p.role == "model" and is_text(p)]
+    told = "".join(model_texts)
+    assert "Once upon a time" in told
+    assert "the sun went down" not in told
+    assert "turn 2 interrupted" in printed
+    assert "end of speech -> first text" in printed
+
+
+def test_microphone_track_places_each_line() -> None:
+    lines = load_conversation()
+    assert len(lines) == 4
+    track = microphone_track(lines, tail=1.0)
+    last = lines[-1]
+    pcm, _ = read_wav(last.path)
+    assert duration(track, 16000) == pytest.approx(
+        last.start + duration(pcm, 16000) + 1.0, abs=1e-3
+    )
+    offset = round(last.start * 16000) * 2
+    assert track[offset : offset + len(pcm)] == pcm
+
+
+def test_arguments() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--fast", "--out", "x.wav", "--model", "http://127.0.0.1:1", "--model-name", "m"]
+    )
+    assert (args.fast, args.out, args.model_url, args.model_name) == (
+        True,
+        "x.wav",
+        "http://127.0.0.1:1",
+        "m",
+    )
