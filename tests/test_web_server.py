@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 import trio
 import trio_websocket
+from model_server import Reply, open_model_server
 
 from trio_live import LiveSession, Part, audio_part, is_text
+from trio_live.models import OpenAIChatModel
 from trio_live.testing import ScriptedModel
+from trio_live.voice import VadStage, read_wav
+from trio_live.voice._stt import SpeechToText
+from trio_live.voice._stt_backends import Recognizer, load_recognizer
 from trio_live.web import Config, Limits, Pipeline, ServerConfig, WebServer
 
 Event = dict[str, Any]
+DATA = Path(__file__).parent / "data"
+FRAME = 640  # 20 ms of 16 kHz PCM16
 
 
 @asynccontextmanager
@@ -30,9 +39,7 @@ async def running(
         nursery.cancel_scope.cancel()
 
 
-def sessions(
-    model: ScriptedModel, *, after: list[Any] | None = None
-) -> Callable[[Config], Pipeline]:
+def sessions(model: Any, *, after: list[Any] | None = None) -> Callable[[Config], Pipeline]:
     def factory(config: Config) -> Pipeline:
         session = LiveSession(model, model_errors="report", emit_stats=True)
         return Pipeline(session=session, after=after or [])
@@ -441,3 +448,69 @@ async def test_page_is_served_over_http(tmp_path: Any) -> None:
             )
             assert (await get(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(b"HTTP/1.1 405")
             assert (await get(b"nonsense\r\n\r\n")).startswith(b"HTTP/1.1 400")
+
+
+@functools.cache
+def recognizer() -> Recognizer:
+    return load_recognizer("auto")
+
+
+async def stream_wav(ws: trio_websocket.WebSocketConnection, name: str) -> None:
+    """Send a WAV file as 20 ms binary frames (as fast as the socket takes them)."""
+    pcm, rate = read_wav(DATA / name)
+    assert rate == 16000
+    for start in range(0, len(pcm), FRAME):
+        await ws.send_message(pcm[start : start + FRAME])
+
+
+async def test_spoken_turn_and_spoken_barge_in() -> None:
+    stt = await trio.to_thread.run_sync(recognizer)
+    model = ScriptedModel(
+        [["It is", *[" sunny"] * 300], "Waiting."], first_part_delay=0.05, part_delay=0.02
+    )
+
+    def factory(config: Config) -> Pipeline:
+        session = LiveSession(model, model_errors="report")
+        return Pipeline(session=session, before=[VadStage(), SpeechToText(stt)])
+
+    with trio.fail_after(30):
+        async with running(factory) as (_, port), connect(port) as ws:
+            await receive(ws)
+            await stream_wav(ws, "hello.wav")
+            seen: list[Event] = []
+            final: Event = {}
+            while not final.get("final"):
+                final = await until(ws, "transcript", seen)
+            assert "weather" in final["text"].lower()
+            assert await until(ws, "text", seen) == {"type": "text", "turn": 1, "text": "It is"}
+            # The user talks over the answer: their speech interrupts it.
+            await stream_wav(ws, "interrupt.wav")
+            assert await until(ws, "interrupted", seen) == {"type": "interrupted", "turn": 1}
+            final = {}
+            while not final.get("final"):
+                final = await until(ws, "transcript", seen)
+            assert "stop" in final["text"].lower()
+            assert await until(ws, "text", seen) == {"type": "text", "turn": 2, "text": "Waiting."}
+    assert not model.calls[0].finished
+    assert "weather" in " ".join(p.text for p in model.prompts[0] if is_text(p)).lower()
+
+
+async def test_disconnect_cancels_the_model_request_on_the_server() -> None:
+    reply = Reply(text=["Hel", *["lo"] * 200], chunk_delay=0.02)
+    with trio.fail_after(10):
+        async with open_model_server([reply]) as model_server:
+            model = OpenAIChatModel(model="m", base_url=model_server.openai_url, api_key="k")
+            async with model, running(sessions(model)) as (server, port):
+                with trio.CancelScope() as client:
+                    async with connect(port) as ws:
+                        await receive(ws)
+                        await ws.send_message(json.dumps({"type": "text", "text": "hi"}))
+                        await until(ws, "text", [])
+                        client.cancel()  # the browser tab goes away
+                        await trio.sleep_forever()
+                await until_idle(server)
+                (request,) = await model_server.wait_for_requests(1)
+                await request.ended.wait()
+                assert request.disconnected_at is not None
+                assert request.completed_at is None
+                assert len(request.sent) < 201

@@ -65,7 +65,7 @@
     if (turn.firstAt !== null) return;
     turn.firstAt = performance.now();
     if (turn.askedAt !== null) {
-      turn.latency.textContent = `${Math.round(turn.firstAt - turn.askedAt)} ms`;
+      turn.latency.textContent = `reply in ${Math.round(turn.firstAt - turn.askedAt)} ms`;
     }
   }
 
