@@ -24,8 +24,10 @@ import httpx
 
 from .._errors import BadRequestError, MalformedStreamError
 from .._parts import Part
-from ._http import HTTPTurnModel, error_from_payload, group_messages, load_json
+from ._content import group_messages
+from ._http import HTTPTurnModel
 from ._sse import ServerSentEvent
+from ._status import error_from_payload, load_json
 
 __all__ = ["GeminiModel"]
 

@@ -25,14 +25,11 @@ garbage collector, which trio reports as a `ResourceWarning`.
 
 from __future__ import annotations
 
-import email.utils
-import io
 import json
 import logging
 import math
 import random
-import wave
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -41,8 +38,6 @@ import httpx
 import trio
 
 from .._errors import (
-    AudioFormatError,
-    AuthenticationError,
     BadRequestError,
     MalformedStreamError,
     ModelError,
@@ -51,195 +46,21 @@ from .._errors import (
     ServerError,
 )
 from .._model import PromptStream
-from .._parts import (
-    JSON_MIMETYPE,
-    Part,
-    audio_rate,
-    is_marker,
-    is_reserved,
-    is_text,
-    text_part,
-)
+from .._parts import Part, text_part
 from ._sse import ServerSentEvent, SSEDecoder
+from ._status import error_for_status, message_from_body, parse_retry_after
 
-__all__ = ["Blob", "HTTPTurnModel", "Message", "group_messages"]
+__all__ = ["HTTPTurnModel"]
 
 logger = logging.getLogger("trio_live.models")
 
 _MASK: Final = "***"
-_MAX_MESSAGE: Final = 500
-
-
-# --- the prompt as messages -------------------------------------------------
-
-
-@attrs.frozen(kw_only=True)
-class Blob:
-    """Binary content of a message: an image or a sound, with its mimetype."""
-
-    mimetype: str
-    data: bytes
-
-
-@attrs.frozen(kw_only=True)
-class Message:
-    """A run of prompt parts from one role, merged.
-
-    Attributes:
-        role: ``"user"``, ``"model"`` or ``"system"`` (an unknown role is the user).
-        items: text and binary content in order; adjacent texts are merged
-            (the model's deltas as they are, other roles' texts one per line)
-            and adjacent PCM chunks of one rate are joined into one WAV blob.
-    """
-
-    role: str
-    items: tuple[str | Blob, ...]
-
-
-def wav_from_pcm(pcm: bytes, rate: int) -> bytes:
-    """Wrap 16-bit little-endian mono PCM at ``rate`` Hz in a WAV file."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(pcm)
-    return buffer.getvalue()
-
-
-def _is_pcm(mimetype: str) -> bool:
-    return mimetype.partition(";")[0].strip().lower() == "audio/l16"
-
-
-def group_messages(parts: Iterable[Part]) -> list[Message]:
-    """Turn a prompt into messages: one per run of parts of the same role.
-
-    Markers, reserved substreams and empty parts are left out.
-    """
-    runs: list[tuple[str, list[str | Blob]]] = []
-    for part in parts:
-        if is_marker(part) or is_reserved(part) or not part.content:
-            continue
-        role = part.role or "user"
-        item: str | Blob
-        if is_text(part) or part.mimetype == JSON_MIMETYPE:
-            item = (
-                part.content
-                if isinstance(part.content, str)
-                else part.data.decode(errors="replace")
-            )
-        else:
-            if _is_pcm(part.mimetype):
-                try:
-                    audio_rate(part)
-                except AudioFormatError as error:
-                    raise BadRequestError(str(error)) from error
-            item = Blob(mimetype=part.mimetype, data=part.data)
-        if not runs or runs[-1][0] != role:
-            runs.append((role, []))
-        items = runs[-1][1]
-        last = items[-1] if items else None
-        if isinstance(item, str) and isinstance(last, str):
-            items[-1] = last + ("" if role == "model" else "\n") + item
-        elif (
-            isinstance(item, Blob)
-            and isinstance(last, Blob)
-            and last.mimetype == item.mimetype
-            and _is_pcm(item.mimetype)
-        ):
-            items[-1] = Blob(mimetype=item.mimetype, data=last.data + item.data)
-        else:
-            items.append(item)
-    messages = []
-    for role, items in runs:
-        for index, item in enumerate(items):
-            if isinstance(item, Blob) and _is_pcm(item.mimetype):
-                rate = audio_rate(Part(content=b"", mimetype=item.mimetype))
-                items[index] = Blob(mimetype="audio/wav", data=wav_from_pcm(item.data, rate))
-        messages.append(Message(role=role, items=tuple(items)))
-    return messages
-
-
-# --- errors -----------------------------------------------------------------
-
-
-def error_for_status(status: int, message: str, *, retry_after: float | None = None) -> ModelError:
-    """The typed error for an HTTP error status."""
-    if status in (401, 403):
-        return AuthenticationError(message, status=status)
-    if status == 429:
-        return RateLimitedError(message, status=status, retry_after=retry_after)
-    if status >= 500 or status == 408:
-        return ServerError(message, status=status)
-    return BadRequestError(message, status=status)
-
-
-def error_from_payload(error: Any) -> ModelError:
-    """The typed error for an ``{"error": ...}`` object sent inside a stream."""
-    if not isinstance(error, dict):
-        return ServerError(f"the server sent an error: {str(error)[:_MAX_MESSAGE]}")
-    message = str(error.get("message") or "the server sent an error")[:_MAX_MESSAGE]
-    code = error.get("code")
-    if isinstance(code, int) and 400 <= code < 600:
-        return error_for_status(code, message)
-    kind = f"{error.get('type', '')} {error.get('status', '')} {code or ''}".lower()
-    if "rate" in kind or "quota" in kind or "resource_exhausted" in kind:
-        return RateLimitedError(message, status=None)
-    if "auth" in kind or "permission" in kind:
-        return AuthenticationError(message)
-    if "invalid" in kind or "not_found" in kind:
-        return BadRequestError(message)
-    return ServerError(message)
-
-
-def _message_from_body(body: bytes, fallback: str) -> str:
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        text = body.decode("utf-8", errors="replace").strip()
-        return text[:_MAX_MESSAGE] or fallback
-    if isinstance(payload, list) and payload:
-        payload = payload[0]
-    if isinstance(payload, dict):
-        error = payload.get("error", payload)
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:_MAX_MESSAGE]
-        if isinstance(error, str) and error:
-            return error[:_MAX_MESSAGE]
-    return fallback
-
-
-def parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait from ``Retry-After-Ms`` or ``Retry-After`` (None if absent).
-
-    An HTTP date is measured against the response's own ``Date`` header, so no
-    wall clock is read.
-    """
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            try:
-                then = email.utils.parsedate_to_datetime(value)
-                now = email.utils.parsedate_to_datetime(headers.get("date", ""))
-                seconds = (then - now).total_seconds()
-            except (TypeError, ValueError):
-                continue
-        if math.isfinite(seconds):
-            return max(seconds, 0.0)
-    return None
 
 
 def _retryable(error: ModelError) -> bool:
     if isinstance(error, ModelTimeoutError):
         return error.phase == "connect"
     return isinstance(error, RateLimitedError | ServerError)
-
-
-# --- the model --------------------------------------------------------------
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -435,7 +256,7 @@ class HTTPTurnModel:
             if not response.is_success:
                 body = await self._read_all(chunks, deadline, "first_byte")
                 attempt.retry_after = parse_retry_after(response.headers)
-                message = _message_from_body(body, response.reason_phrase or "error")
+                message = message_from_body(body, response.reason_phrase or "error")
                 status = response.status_code
                 raise self._error(
                     error_for_status(status, message, retry_after=attempt.retry_after)
@@ -443,7 +264,7 @@ class HTTPTurnModel:
             kind = response.headers.get("content-type", "text/event-stream")
             if "event-stream" not in kind:
                 body = await self._read_all(chunks, deadline, "first_byte")
-                message = _message_from_body(body, "no details")
+                message = message_from_body(body, "no details")
                 raise self._error(
                     MalformedStreamError(f"expected an event stream, got {kind!r}: {message}")
                 )
@@ -509,18 +330,6 @@ class HTTPTurnModel:
                 await output.send(text_part(text, role="model"))
                 attempt.delivered += 1
         attempt.finished = attempt.finished or finished
-
-
-def load_json(data: str) -> Any:
-    """Parse an event's data.
-
-    Raises:
-        MalformedStreamError: if it is not JSON.
-    """
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise MalformedStreamError(f"an event's data is not JSON: {data[:200]!r}") from None
 
 
 async def _close_chunks(chunks: AsyncIterator[bytes]) -> None:

@@ -1,0 +1,116 @@
+"""HTTP statuses and error payloads as the typed errors of `trio_live._errors`.
+
+Both APIs wrap errors the same way, ``{"error": {"message": ..., "code": ...}}``
+(Gemini's streaming endpoint sometimes inside a list); a server that says
+nothing useful gets the reason phrase. Messages are cut to 500 characters.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+from typing import Any, Final
+
+import httpx
+
+from .._errors import (
+    AuthenticationError,
+    BadRequestError,
+    MalformedStreamError,
+    ModelError,
+    RateLimitedError,
+    ServerError,
+)
+
+__all__ = [
+    "error_for_status",
+    "error_from_payload",
+    "load_json",
+    "message_from_body",
+    "parse_retry_after",
+]
+
+_MAX_MESSAGE: Final = 500
+
+
+def error_for_status(status: int, message: str, *, retry_after: float | None = None) -> ModelError:
+    """The typed error for an HTTP error status."""
+    if status in (401, 403):
+        return AuthenticationError(message, status=status)
+    if status == 429:
+        return RateLimitedError(message, status=status, retry_after=retry_after)
+    if status >= 500 or status == 408:
+        return ServerError(message, status=status)
+    return BadRequestError(message, status=status)
+
+
+def error_from_payload(error: Any) -> ModelError:
+    """The typed error for an ``{"error": ...}`` object sent inside a stream."""
+    if not isinstance(error, dict):
+        return ServerError(f"the server sent an error: {str(error)[:_MAX_MESSAGE]}")
+    message = str(error.get("message") or "the server sent an error")[:_MAX_MESSAGE]
+    code = error.get("code")
+    if isinstance(code, int) and 400 <= code < 600:
+        return error_for_status(code, message)
+    kind = f"{error.get('type', '')} {error.get('status', '')} {code or ''}".lower()
+    if "rate" in kind or "quota" in kind or "resource_exhausted" in kind:
+        return RateLimitedError(message, status=None)
+    if "auth" in kind or "permission" in kind:
+        return AuthenticationError(message)
+    if "invalid" in kind or "not_found" in kind:
+        return BadRequestError(message)
+    return ServerError(message)
+
+
+def message_from_body(body: bytes, fallback: str) -> str:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        text = body.decode("utf-8", errors="replace").strip()
+        return text[:_MAX_MESSAGE] or fallback
+    if isinstance(payload, list) and payload:
+        payload = payload[0]
+    if isinstance(payload, dict):
+        error = payload.get("error", payload)
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:_MAX_MESSAGE]
+        if isinstance(error, str) and error:
+            return error[:_MAX_MESSAGE]
+    return fallback
+
+
+def parse_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait from ``Retry-After-Ms`` or ``Retry-After`` (None if absent).
+
+    An HTTP date is measured against the response's own ``Date`` header, so no
+    wall clock is read.
+    """
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            try:
+                then = email.utils.parsedate_to_datetime(value)
+                now = email.utils.parsedate_to_datetime(headers.get("date", ""))
+                seconds = (then - now).total_seconds()
+            except (TypeError, ValueError):
+                continue
+        if math.isfinite(seconds):
+            return max(seconds, 0.0)
+    return None
+
+
+def load_json(data: str) -> Any:
+    """Parse an event's data.
+
+    Raises:
+        MalformedStreamError: if it is not JSON.
+    """
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise MalformedStreamError(f"an event's data is not JSON: {data[:200]!r}") from None
