@@ -93,8 +93,8 @@ class HTTPTurnModel:
         api_key: the key sent to the server; never shown in a repr, message
             or log line.
         connect_timeout: seconds to open a connection.
-        first_byte_timeout: seconds from sending a request to the first byte
-            of the response body.
+        first_byte_timeout: seconds from the start of a request (connecting
+            included) to the first byte of the response body.
         idle_timeout: the longest gap, in seconds, between two chunks of the
             response body (servers' keep-alive comments count as chunks).
         max_retries: how many times a failed request is sent again.
