@@ -259,3 +259,18 @@ async def test_queue_control_waits_for_room_and_close_ends(autojump_clock: trio.
         queue.put_audio("b")
     with pytest.raises(ValueError, match="max_audio must be >= 1, got 0"):
         DropOldQueue[str](max_audio=0, max_control=1)
+
+
+def test_web_all_is_sorted_and_complete() -> None:
+    import types
+
+    import trio_live.web
+
+    names = trio_live.web.__all__
+    assert names == sorted(names)
+    public = {
+        name
+        for name, value in vars(trio_live.web).items()
+        if not name.startswith("_") and not isinstance(value, types.ModuleType)
+    }
+    assert set(names) == public - {"annotations"}
