@@ -52,3 +52,19 @@ def test_quickstart_example_runs() -> None:
     assert "1 application/x.trio-live.interrupted ''" in lines
     assert " user: 'stop please'" in lines
     assert lines[-1] == "model: '8 '"
+
+
+async def test_chat_runs_against_a_served_model() -> None:
+    from model_server import Reply, open_model_server
+
+    from trio_live.models import model_from_spec
+
+    with trio.fail_after(20):
+        async with open_model_server([Reply(text=["Served ", "answer."])]) as server:
+            model = model_from_spec(server.url, "test-model", api_key="k")
+            out = io.StringIO()
+            await chat(4.0, out, model)
+    text = out.getvalue()
+    assert "model: Served  answer." in text
+    assert "3 turns" in text
+    assert len(server.requests) >= 2

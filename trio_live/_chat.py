@@ -2,7 +2,8 @@
 
 The user types two questions; while the model answers the second one, the
 user starts speaking (barge-in), and then finishes with a third question.
-It runs on the built-in `ScriptedModel`, so it needs no network and no key.
+It runs on the built-in `ScriptedModel`, so it needs no network and no key;
+``--model URL`` runs the same conversation against a served model.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TextIO
 
 import trio
 
+from ._model import TurnModel
 from ._parts import (
     Part,
     end_of_speech,
@@ -26,6 +28,7 @@ from ._parts import (
 )
 from ._policy import TriggerMode
 from ._session import LiveSession
+from .models import add_model_arguments, model_from_args
 from .testing import ScriptedModel
 
 SCRIPT: list[tuple[float, Part]] = [
@@ -53,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1.0,
         help="time scale: 2 runs twice as fast (default 1: real time)",
     )
+    add_model_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,17 +64,32 @@ def run(args: argparse.Namespace) -> int:
     if not args.speed > 0:
         print(f"--speed must be > 0, got {args.speed}", file=sys.stderr)
         return 2
-    trio.run(chat, args.speed, sys.stdout)
+    model = model_from_args(args) if args.model_url else None
+    trio.run(chat, args.speed, sys.stdout, model)
     return 0
 
 
-async def chat(speed: float, out: TextIO) -> None:
-    """Play `SCRIPT` into a session and print the live transcript to ``out``."""
-    model = ScriptedModel(
-        [reply.split(" ") for reply in REPLIES],
-        first_part_delay=0.25 / speed,
-        part_delay=0.08 / speed,
-    )
+async def chat(speed: float, out: TextIO, model: TurnModel | None = None) -> None:
+    """Play `SCRIPT` into a session and print the live transcript to ``out``.
+
+    Without ``model``, a `ScriptedModel` answers with `REPLIES`.
+    """
+    if model is None:
+        model = ScriptedModel(
+            [reply.split(" ") for reply in REPLIES],
+            first_part_delay=0.25 / speed,
+            part_delay=0.08 / speed,
+        )
+    try:
+        await _converse(model, speed, out)
+    finally:
+        aclose = getattr(model, "aclose", None)
+        if aclose is not None:
+            with trio.CancelScope(shield=True):
+                await aclose()
+
+
+async def _converse(model: TurnModel, speed: float, out: TextIO) -> None:
     session = LiveSession(model, trigger=TriggerMode.FINAL_TRANSCRIPTION)
     start = trio.current_time()
 

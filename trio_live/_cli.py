@@ -2,27 +2,33 @@
 
 Each subcommand lives in its own module, which provides ``add_arguments``
 (fill an argparse parser) and ``run`` (take the parsed arguments, return an
-exit status). Modules are imported only when their subcommand runs, so a
-missing optional back end never breaks the others.
+exit status). Only the chosen subcommand's module is imported, so a missing
+optional back end never breaks the others.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 
 from . import __version__
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("trio_live._chat", "the main demo (runs offline, no API key)"),
+    "demo": (
+        "trio_live.voice._demo",
+        "the offline voice demo: a recorded conversation through VAD, speech to text, "
+        "the live session, a local model and text to speech",
+    ),
     "chat": ("trio_live._chat", "a scripted text conversation with a barge-in"),
+    "serve": ("trio_live.web._serve_cli", "the websocket bridge and its browser page"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only ``command``'s module is imported to fill its options."""
     parser = argparse.ArgumentParser(
         prog="trio-live", description="Live, interruptible conversations with language models."
     )
@@ -31,12 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(module=module_name)
-        importlib.import_module(module_name).add_arguments(sub)
+        if name == command:
+            importlib.import_module(module_name).add_arguments(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    command = next((word for word in words if word in COMMANDS), None)
+    args = build_parser(command).parse_args(words)
     status: int = importlib.import_module(args.module).run(args)
     return status
