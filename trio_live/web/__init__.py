@@ -8,6 +8,7 @@ per websocket connection, on the same port. The wire protocol is in
 
 from __future__ import annotations
 
+from ._bridge import Pipeline, PipelineFactory
 from ._protocol import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
@@ -30,15 +31,7 @@ from ._protocol import (
     input_parts,
     output_events,
 )
-from ._server import (
-    STATIC_DIR,
-    WEBSOCKET_PATH,
-    Pipeline,
-    PipelineFactory,
-    ServerConfig,
-    ServerStatistics,
-    WebServer,
-)
+from ._server import STATIC_DIR, WEBSOCKET_PATH, ServerConfig, ServerStatistics, WebServer
 
 __all__ = [
     "AudioFrame",

@@ -19,8 +19,9 @@ from .._chain import Stage
 from .._errors import LiveError
 from .._model import TurnModel
 from .._session import LiveSession
+from ._bridge import Pipeline
 from ._protocol import Config
-from ._server import Pipeline, ServerConfig, WebServer
+from ._server import ServerConfig, WebServer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
