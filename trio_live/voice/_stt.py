@@ -126,7 +126,7 @@ class _Utterance:
 
     def quiet_since(self, offset: int, ratio: float) -> bool:
         # All audio after ``offset`` is quiet (and some speech came before).
-        if self.peak <= 0.0:
+        if self.peak <= 0.0 or ratio <= 0.0:
             return False
         limit = self.peak * ratio
         for end, level in reversed(self.levels):
@@ -164,12 +164,13 @@ class SpeechToText:
             once (at most 7 for Moonshine).
         pre_roll: seconds of audio before start-of-speech to include.
         quiet_ratio: audio below this fraction of the utterance's loudest part
-            counts as a pause (recognized at once; a final may reuse it).
+            counts as a pause (recognized at once; a final may reuse it);
+            0 turns pauses off.
         role: the role of the transcription parts.
     """
 
     recognizer: Recognizer | AsyncRecognizer
-    partial_every: float = attrs.field(default=0.6, kw_only=True, validator=_positive)
+    partial_every: float = attrs.field(default=1.0, kw_only=True, validator=_positive)
     max_segment: float = attrs.field(default=7.0, kw_only=True, validator=_positive)
     pre_roll: float = attrs.field(default=0.5, kw_only=True, validator=_non_negative)
     quiet_ratio: float = attrs.field(default=0.05, kw_only=True, validator=_non_negative)
