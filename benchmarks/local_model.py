@@ -129,14 +129,19 @@ def main() -> None:
     args = parser.parse_args()
 
     runs = [trio.run(one_run, args.threads, args.max_tokens) for _ in range(args.runs)]
-    print(f"LocalModel, SmolLM2-135M-Instruct Q4_1, n_threads={args.threads}, {args.runs} runs")
-    print(f"{'figure':<24}{'median':>10}{'min':>10}{'max':>10}")
-    for key in runs[0]:
+    if runs:
+        print(f"LocalModel, SmolLM2-135M-Instruct Q4_1, n_threads={args.threads}, {args.runs} runs")
+        print(f"{'figure':<24}{'median':>10}{'min':>10}{'max':>10}")
+    for key in runs[0] if runs else ():
         values = [run[key] for run in runs if key in run]
         scale, unit = (1000.0, "ms") if key.endswith("_s") else (1.0, "")
         name = key.removesuffix("_s") + (f" ({unit})" if unit else "")
-        median = statistics.median(values) * scale
-        print(f"{name:<24}{median:>10.1f}{min(values) * scale:>10.1f}{max(values) * scale:>10.1f}")
+        median, low, high = (
+            statistics.median(values) * scale,
+            min(values) * scale,
+            max(values) * scale,
+        )
+        print(f"{name:<24}{median:>10.1f}{low:>10.1f}{high:>10.1f}")
     if args.compile:
         print(f"clean compile of {LLAMA_CPP}: {compile_once():.0f} s")
 

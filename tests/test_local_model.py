@@ -73,6 +73,10 @@ class FakeLlama:
         self.produced = 0
         self.finished = threading.Event()
         self.threads: set[int] = set()
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
 
     def n_ctx(self) -> int:
         return self.ctx
@@ -322,6 +326,15 @@ async def test_missing_llama_cpp_names_the_setup_command(
         await model.load()
 
 
+async def test_aclose_frees_the_model() -> None:
+    fake = FakeLlama()
+    model = LocalModel(llama=fake)
+    await answer(model, prompt_of(end_of_turn("Hi")))
+    await model.aclose()
+    assert fake.closed
+    assert model.llama is None
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -329,6 +342,7 @@ async def test_missing_llama_cpp_names_the_setup_command(
         ({"n_threads": 0}, "n_threads must be >= 1, got 0"),
         ({"n_ctx": 100, "max_tokens": 100}, "n_ctx must leave room"),
         ({"temperature": -1.0}, "temperature must be >= 0, got -1.0"),
+        ({"top_p": 0.0}, r"top_p must be in \(0, 1\], got 0.0"),
     ],
 )
 def test_bad_options_are_value_errors(options: dict[str, Any], message: str) -> None:

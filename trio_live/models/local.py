@@ -224,6 +224,8 @@ class LocalModel:
             )
         if not self.temperature >= 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
     async def load(self) -> None:
         """Load the model now, if it is not loaded yet (it loads on first use otherwise).
@@ -259,11 +261,7 @@ class LocalModel:
                 "add speech to text in front of it"
             )
         await self.load()
-        llama = self.llama
-        assert llama is not None
-        await trio.to_thread.run_sync(
-            self._generate, llama, messages, output, limiter=self._limiter
-        )
+        await trio.to_thread.run_sync(self._generate, messages, output, limiter=self._limiter)
 
     async def aclose(self) -> None:
         """Free the loaded model (it loads again if used later).
@@ -306,10 +304,13 @@ class LocalModel:
             raise ModelError(f"could not load the local model from {path!r}: {exc}") from exc
         return llama
 
-    def _generate(
-        self, llama: Llama, messages: list[Message], output: trio.abc.SendChannel[Part]
-    ) -> None:
-        # Runs in a worker thread; the host task may be cancelled at any time.
+    def _generate(self, messages: list[Message], output: trio.abc.SendChannel[Part]) -> None:
+        # Runs in a worker thread, holding the limiter (so `aclose` waits for
+        # it); the host task may be cancelled at any time.
+        llama = self.llama
+        if llama is None:
+            raise ModelError("the local model was closed during the turn")
+
         def count(text: str) -> list[int]:
             return llama.tokenize(text.encode(), add_bos=False, special=False)
 
