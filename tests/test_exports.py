@@ -3,11 +3,14 @@ from __future__ import annotations
 import types
 
 import trio_live
+import trio_live.models
 import trio_live.testing
+import trio_live.voice
+import trio_live.web
 
 
 def test_all_is_sorted_and_complete() -> None:
-    for module in (trio_live, trio_live.testing):
+    for module in (trio_live, trio_live.testing, trio_live.models, trio_live.voice, trio_live.web):
         names = module.__all__
         assert names == sorted(names)
         public = {

@@ -1,4 +1,4 @@
-"""Turn models that stream from HTTP servers: OpenAI-compatible and Gemini.
+"""Turn models: OpenAI-compatible and Gemini over HTTP, and a local llama.cpp model.
 
 Each model is a `trio_live.TurnModel` and an async context manager that owns
 one HTTP client::
@@ -7,6 +7,7 @@ one HTTP client::
         async with LiveSession(model) as session:
             ...
 
+`LocalModel` runs SmolLM2 in-process (the ``local`` extra), with no network.
 `model_from_spec` picks a model from a URL and a model name, as the command
 line's ``--model URL --model-name NAME`` options do.
 """
@@ -17,12 +18,14 @@ from ._factory import add_model_arguments, model_from_args, model_from_spec
 from ._gemini import GEMINI_BASE_URL, GeminiModel
 from ._http import HTTPTurnModel
 from ._openai import OPENAI_BASE_URL, OpenAIChatModel
+from .local import LocalModel
 
 __all__ = [
     "GEMINI_BASE_URL",
-    "OPENAI_BASE_URL",
     "GeminiModel",
     "HTTPTurnModel",
+    "LocalModel",
+    "OPENAI_BASE_URL",
     "OpenAIChatModel",
     "add_model_arguments",
     "model_from_args",

