@@ -35,6 +35,7 @@ from _bench import (
     MEMORY_WINDOW,
     QUESTION,
     REPLY,
+    GcPauses,
     history_prefill,
     log,
     payloads,
@@ -394,11 +395,16 @@ async def _concurrent(sessions: int, seconds: float, rng: random.Random) -> list
 
 def concurrent(cfg: dict[str, Any], rng: random.Random, params: dict[str, str]) -> Samples:
     sessions = int(params["sessions"])
-    return {
-        f"concurrent_{sessions}": asyncio.run(
-            _concurrent(sessions, cfg["concurrent_seconds"] + CONCURRENT_TURN_EVERY, rng)
-        )
-    }
+    name = f"concurrent_{sessions}"
+    if params.get("gc") == "off":
+        gc.disable()
+        name += "_nogc"
+    seconds = cfg["concurrent_seconds"] + CONCURRENT_TURN_EVERY
+    started = perf_counter()
+    with GcPauses() as gc_pauses:
+        latencies = asyncio.run(_concurrent(sessions, seconds, rng))
+    per_second = sum(gc_pauses.pauses) / (perf_counter() - started)
+    return {name: latencies, f"{name}_gc": gc_pauses.pauses, f"{name}_gc_per_s": [per_second]}
 
 
 SCENARIOS = {

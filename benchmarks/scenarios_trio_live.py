@@ -29,6 +29,7 @@ from _bench import (
     MEMORY_WINDOW,
     QUESTION,
     REPLY,
+    GcPauses,
     history_prefill,
     log,
     payloads,
@@ -175,40 +176,48 @@ def barge(cfg: dict[str, Any], rng: random.Random, params: dict[str, str]) -> Sa
     return trio.run(_barge, cfg["barge_trials"], rng)
 
 
-async def _cancel_floor(trials: int) -> Samples:
-    """Trio's own floor for barge-in: a part over a channel to a task that
-    cancels a third task's scope; that task catches it and reports back."""
+async def _cancel_floor(trials: int, rng: random.Random) -> Samples:
+    """Trio's own floor for barge-in: the same path as the barge-in scenario,
+    written by hand with bare trio. A task streams a part every 10 ms inside
+    its cancel scope; a part sent over a channel to a second task makes it
+    cancel that scope; the streaming task catches the cancel and sends a
+    closing marker, which the reader receives."""
     send_in, receive_in = trio.open_memory_channel[object](64)
+    send_barge, receive_barge = trio.open_memory_channel[object](64)
     send_out, receive_out = trio.open_memory_channel[object](64)
-    scope_box: list[trio.CancelScope] = []
+    scopes: list[trio.CancelScope] = []
     caught: list[float] = []
-    ready = trio.Semaphore(0)
 
-    async def victim() -> None:
+    async def stream() -> None:
         while True:
+            await receive_in.receive()  # a turn
             with trio.CancelScope() as scope:
-                scope_box[:] = [scope]
-                ready.release()
+                scopes[:] = [scope]
                 try:
-                    await trio.sleep_forever()
+                    while True:
+                        await send_out.send("word")
+                        await trio.sleep(BARGE_PART_DELAY)
                 except trio.Cancelled:
                     caught.append(perf_counter())
                     raise
             await send_out.send("closed")
 
-    async def pump() -> None:
-        async for _ in receive_in:
-            scope_box[0].cancel()
+    async def control() -> None:
+        async for _ in receive_barge:
+            scopes[0].cancel()
 
     cancel, last = [], []
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(victim)
-        nursery.start_soon(pump)
+        nursery.start_soon(stream)
+        nursery.start_soon(control)
         for _ in range(trials):
-            await ready.acquire()
+            await send_in.send("end of turn")
+            await receive_out.receive()  # the first part
+            await trio.sleep(rng.uniform(*BARGE_WAIT))
             started = perf_counter()
-            await send_in.send("start of speech")
-            await receive_out.receive()
+            await send_barge.send("start of speech")
+            while await receive_out.receive() != "closed":
+                pass
             cancel.append(caught[-1] - started)
             last.append(perf_counter() - started)
         nursery.cancel_scope.cancel()
@@ -216,7 +225,7 @@ async def _cancel_floor(trials: int) -> Samples:
 
 
 def cancel_floor(cfg: dict[str, Any], rng: random.Random, params: dict[str, str]) -> Samples:
-    return trio.run(_cancel_floor, 2_000)
+    return trio.run(_cancel_floor, cfg["barge_trials"], rng)
 
 
 # --- 3. throughput -----------------------------------------------------------
@@ -421,11 +430,16 @@ async def _concurrent(sessions: int, seconds: float, rng: random.Random) -> list
 
 def concurrent(cfg: dict[str, Any], rng: random.Random, params: dict[str, str]) -> Samples:
     sessions = int(params["sessions"])
-    return {
-        f"concurrent_{sessions}": trio.run(
-            _concurrent, sessions, cfg["concurrent_seconds"] + CONCURRENT_TURN_EVERY, rng
-        )
-    }
+    name = f"concurrent_{sessions}"
+    if params.get("gc") == "off":
+        gc.disable()
+        name += "_nogc"
+    seconds = cfg["concurrent_seconds"] + CONCURRENT_TURN_EVERY
+    started = perf_counter()
+    with GcPauses() as gc_pauses:
+        latencies = trio.run(_concurrent, sessions, seconds, rng)
+    per_second = sum(gc_pauses.pauses) / (perf_counter() - started)
+    return {name: latencies, f"{name}_gc": gc_pauses.pauses, f"{name}_gc_per_s": [per_second]}
 
 
 SCENARIOS = {
