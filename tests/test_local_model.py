@@ -445,11 +445,12 @@ async def test_real_model_stops_promptly_at_barge_in(real_llama: Any) -> None:
                 received += 1
                 if received == 3:
                     cancelled_at = trio.current_time()
+                    chunks_at_cancel = recording.chunks
                     scope.cancel()
                     await trio.sleep_forever()
     assert received == 3
-    # Three deltas plus the role chunk, plus at most one token in hand.
-    assert recording.chunks <= 3 + 2
+    # At most the token in hand when the scope was cancelled comes after it.
+    assert recording.chunks - chunks_at_cancel <= 1
     # Loose bound (a shared, busy CI machine): one token takes ~10 ms.
     assert stopped[0] - cancelled_at < 1.0
     # The model is free for the next turn.

