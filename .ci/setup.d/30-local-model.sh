@@ -49,9 +49,15 @@ _local_model_install_llama() {
     say "installing llama-cpp-python $LLAMA_CPP_VERSION: the first time it compiles llama.cpp (about 6 min on 2 cores); later pip's cache makes it quick"
     apt_install build-essential cmake
     start=$SECONDS
-    # A heartbeat, for the quiet stretches (configure, long links).
+    # A heartbeat, for the quiet stretches (configure, long links). Its sleep
+    # is killed with it, so nothing is left behind.
     (
-        while sleep 20 </dev/null >/dev/null 2>&1; do
+        nap=""
+        trap 'kill ${nap:+"$nap"} 2>/dev/null; exit 0' TERM
+        while :; do
+            sleep 20 </dev/null >/dev/null 2>&1 &
+            nap=$!
+            wait "$nap"
             printf '    ... still installing llama-cpp-python (%d s so far)\n' $((SECONDS - start))
         done
     ) &
