@@ -19,6 +19,7 @@ from trio_live import (
     turn_complete,
 )
 from trio_live.voice import EspeakTts, duration, rms, split_sentences
+from trio_live.voice._tts import first_piece
 
 TEXT = "Hello there. The weather is sunny today, with a light breeze! Anything else?"
 
@@ -50,6 +51,72 @@ def test_split_sentences() -> None:
     assert split_sentences('He said "no." Then\nleft') == (['He said "no." ', "Then\n"], "left")
     assert split_sentences("Version 3.5 is out") == ([], "Version 3.5 is out")
     assert split_sentences("Wait...") == ([], "Wait...")
+
+
+def test_first_piece() -> None:
+    assert first_piece("Paris", 5) == 0  # a word is whole once white space follows
+    assert first_piece("Well, Paris is", 5) == 0  # a clause needs two words
+    assert first_piece("The capital, as you know", 5) == len("The capital, ")
+    assert first_piece('He said "yes," then', 5) == len('He said "yes," ')
+    assert first_piece("Paris is nice - really ", 5) == len("Paris is nice - ")
+    assert first_piece("A well-known city is big", 5) == 0
+    assert first_piece("The capital of France is Paris", 5) == len("The capital of France is ")
+    assert first_piece(" One two three", 3) == 0
+    assert first_piece(" One two three ", 3) == len(" One two three ")
+    assert first_piece("The capital, as you know", 0) == 0
+
+
+class RecordingTts(EspeakTts):
+    """Records what it is asked to say; 10 ms of silence per character."""
+
+    said: list[str]
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.said = []
+
+    async def synthesize(self, text: str) -> bytes:
+        self.said.append(text)
+        await trio.lowlevel.checkpoint()
+        return bytes(round(len(text) * 0.01 * self.rate) * 2)
+
+
+async def test_the_first_clause_is_spoken_before_the_first_sentence_ends() -> None:
+    tts = RecordingTts()
+    send_in, receive_in = trio.open_memory_channel[Part](10)
+    send_out, receive_out = trio.open_memory_channel[Part](100)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tts.run, receive_in, send_out)
+            for text in ["Well", " yes,", " the capital", " of"]:
+                await send_in.send(model_text(text))
+            received = [await receive_out.receive()]
+            while not is_audio(received[-1]):  # comes before the sentence is complete
+                received.append(await receive_out.receive())
+            assert tts.said == ["Well yes, "]
+            assert received[-1].metadata["spoken_chars"] == len("Well yes, ")
+            for text in [" France is Paris.", " It is", " big, old", " and", " nice."]:
+                await send_in.send(model_text(text))
+            await send_in.send(turn_complete().with_metadata(turn=1))
+            await send_in.send(model_text("One two three four five six.", turn=2))
+            send_in.close()
+            rest = [part async for part in receive_out]
+    # Later pieces are whole sentences; each new answer starts early again.
+    assert tts.said == [
+        "Well yes, ",
+        "the capital of France is Paris. ",
+        "It is big, old and nice.",
+        "One two three four five ",
+        "six.",
+    ]
+    spoken = [p.metadata["spoken_chars"] for p in rest if is_audio(p) and p.metadata["turn"] == 1]
+    assert spoken[-1] == len("Well yes, the capital of France is Paris. It is big, old and nice.")
+
+
+async def test_first_words_zero_waits_for_the_sentence() -> None:
+    tts = RecordingTts(first_words=0)
+    await run_tts(tts, with_spaces("Well yes, the capital of France is Paris. It is."))
+    assert tts.said == ["Well yes, the capital of France is Paris. ", "It is."]
 
 
 async def test_synthesize_gives_plausible_speech() -> None:

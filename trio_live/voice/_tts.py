@@ -1,10 +1,14 @@
-"""Text to speech with espeak-ng, sentence by sentence.
+"""Text to speech with espeak-ng, sentence by sentence (the first piece early).
 
 `EspeakTts` is a stage for a session's output side. Two tasks share it:
 
 * the reader takes parts from the inbox. Model text passes through at once
   (a terminal shows it as it streams) and is cut into sentences, which go on
-  a bounded queue as soon as each is complete. Turn markers go on the queue
+  a bounded queue as soon as each is complete. The start of each answer
+  does not wait for its first full sentence: its first clause (ended by a
+  comma, a semicolon, a colon or a dash) or its first ``first_words`` words
+  go at once, so the reply starts sounding a few tokens after the model
+  starts. Turn markers go on the queue
   too, so a turn's ``turn_complete`` comes out after the turn's audio. Other
   parts (status, user text, audio) pass through at once.
 * the speaker takes sentences off the queue and runs espeak-ng on each (a
@@ -47,6 +51,11 @@ from ._audio import DEFAULT_RATE, check_rate, parse_wav, resample
 # A sentence ends at . ! ? (with closing quotes or brackets) before white
 # space, or at a line break.
 _SENTENCE_END: Final = re.compile(r"[.!?]+[\"')\]]*\s+|\n+")
+# A whole word: followed by white space.
+_WORD: Final = re.compile(r"(\S+)\s+")
+_CLAUSE_END: Final = (",", ";", ":", "-", "\u2013", "\u2014")
+# A clause must hold this many words to be spoken on its own.
+_CLAUSE_WORDS: Final = 2
 
 
 @attrs.frozen(kw_only=True)
@@ -85,6 +94,28 @@ def split_sentences(text: str) -> tuple[list[str], str]:
     return sentences, text[start:]
 
 
+def first_piece(text: str, words: int) -> int:
+    """Where the start of an answer may be cut off to be spoken early.
+
+    Args:
+        text: the start of the answer, before its first sentence ends.
+        words: cut after this many whole words if no clause ended before.
+
+    Returns:
+        The length of the piece: up to the white space after the first
+        clause of at least two words (ended by ``,`` ``;`` ``:`` or a dash)
+        or after ``words`` whole words; 0 if neither is there yet (or
+        ``words`` is 0).
+    """
+    if words <= 0:
+        return 0
+    for count, match in enumerate(_WORD.finditer(text), start=1):
+        clause = match.group(1).rstrip("\"')]").endswith(_CLAUSE_END)
+        if (clause and count >= _CLAUSE_WORDS) or count >= words:
+            return match.end()
+    return 0
+
+
 def _spoken_chars(sentence: _Sentence, fraction: float) -> int:
     # Characters of the turn spoken after ``fraction`` of the sentence played,
     # rounded down to the end of the last whole word.
@@ -112,6 +143,10 @@ class EspeakTts:
         executable: the espeak-ng program.
         queue_size: sentences and markers waiting to be spoken (the reader
             waits when the queue is full).
+        first_words: the start of each answer is spoken without waiting for
+            its first sentence to end: as soon as a clause of two words or
+            more ends (``,`` ``;`` ``:`` or a dash), or once this many words
+            arrived. 0 waits for the first full sentence.
     """
 
     voice: str = "en-us"
@@ -120,6 +155,7 @@ class EspeakTts:
     chunk_duration: float = attrs.field(default=0.2, validator=attrs.validators.gt(0.0))
     executable: str = "espeak-ng"
     queue_size: int = attrs.field(default=32, validator=attrs.validators.ge(1))
+    first_words: int = attrs.field(default=5, validator=attrs.validators.ge(0))
     _epoch: int = attrs.field(init=False, default=0)
     _speaking: trio.CancelScope | None = attrs.field(init=False, default=None)
     _sentences: int = attrs.field(init=False, default=0)
@@ -206,6 +242,10 @@ class EspeakTts:
         async def queue_sentences(final: bool) -> None:
             nonlocal pending, consumed
             sentences, rest = split_sentences(pending)
+            if not consumed and not sentences and not final:
+                cut = first_piece(rest, self.first_words)
+                if cut:
+                    sentences, rest = [rest[:cut]], rest[cut:]
             if final and rest.strip():
                 sentences.append(rest)
                 rest = ""
