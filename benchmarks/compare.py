@@ -48,6 +48,7 @@ GP_REQUIREMENTS = ("genai-processors==2.0.3", "matplotlib")
 RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "results.md"
 RESULTS_PNG = HERE / "results.png"
+UPDATE_DOCS = True
 MARKER_START = "<!-- benchmarks:start -->"
 MARKER_END = "<!-- benchmarks:end -->"
 COMMAND = ".venv/bin/python benchmarks/compare.py"
@@ -137,6 +138,10 @@ def jobs(quick: bool, rounds: int) -> list[Job]:
     ]
 
 
+#: A directory to import trio_live from instead of the installed one (``--trio-live-path``).
+TRIO_LIVE_PATH: Path | None = None
+
+
 def run_worker(library: str, job: Job, seed: int, quick: bool) -> dict[str, list[float]]:
     if library == TRIO:
         command = [str(trio_python()), str(HERE / "scenarios_trio_live.py")]
@@ -146,7 +151,10 @@ def run_worker(library: str, job: Job, seed: int, quick: bool) -> dict[str, list
     command += [f"--param={param}" for param in job.params]
     if quick:
         command.append("--quick")
-    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(HERE)}
+    path = [str(HERE)]
+    if library == TRIO and TRIO_LIVE_PATH is not None:
+        path.insert(0, str(TRIO_LIVE_PATH))
+    env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(path)}
     result = subprocess.run(command, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     if result.returncode != 0:
         raise RuntimeError(f"{library} {job.title} failed (exit {result.returncode})")
@@ -532,6 +540,11 @@ def _mark(met: bool | None) -> str:
     return {True: "✅", False: "❌", None: "–"}[met]
 
 
+def _patched_note(meta: dict[str, Any]) -> str:
+    path = meta.get("trio_live_path", "installed")
+    return "" if path == "installed" else f" (trio_live imported from {path})"
+
+
 def render_markdown(data: dict[str, Any]) -> str:
     records = data["records"]
     meta = data["meta"]
@@ -540,7 +553,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"Python {meta['python']}, trio {meta['trio']}, "
         f"genai-processors {meta['genai_processors']}; "
         f"load average {meta['load_before'][0]:.1f} before, {meta['load_after'][0]:.1f} after"
-        f"{' (quick run)' if meta['quick'] else ''}. "
+        f"{' (quick run)' if meta['quick'] else ''}"
+        f"{_patched_note(meta)}. "
         f"Medians with p95 in brackets (for rates, the slow side); "
         f"ratio = trio_live / genai-processors. Regenerate with `{COMMAND}`.",
         "",
@@ -587,17 +601,22 @@ def update_markers(path: Path, table: str) -> bool:
     return True
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def render(data: dict[str, Any]) -> None:
     table = render_markdown(data)
     RESULTS_MD.write_text(table)
-    say(f"==> wrote {RESULTS_MD.relative_to(ROOT)}")
-    for path in (ROOT / "docs" / "benchmarks.md", ROOT / "README.md"):
+    say(f"==> wrote {_shown(RESULTS_MD)}")
+    docs = (ROOT / "docs" / "benchmarks.md", ROOT / "README.md") if UPDATE_DOCS else ()
+    for path in docs:
         if update_markers(path, table):
             say(f"==> updated the table in {path.relative_to(ROOT)}")
     if GP_PYTHON.exists():
         plot = subprocess.run([GP_PYTHON, HERE / "plot.py", RESULTS_JSON, RESULTS_PNG])
         if plot.returncode == 0:
-            say(f"==> wrote {RESULTS_PNG.relative_to(ROOT)}")
+            say(f"==> wrote {_shown(RESULTS_PNG)}")
 
 
 def print_table(data: dict[str, Any]) -> None:
@@ -637,9 +656,28 @@ def main() -> None:
     )
     parser.add_argument("--only", nargs="*", default=[], help="run only these scenarios")
     parser.add_argument(
+        "--trio-live-path",
+        type=Path,
+        help="import trio_live from this directory (a patched copy) instead of the installed one",
+    )
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=HERE,
+        help="where results.json/.md/.png go (default benchmarks/; elsewhere, no README update)",
+    )
+    parser.add_argument(
         "--render", action="store_true", help="only re-render the table and plot from results.json"
     )
     args = parser.parse_args()
+    global TRIO_LIVE_PATH, RESULTS_JSON, RESULTS_MD, RESULTS_PNG, UPDATE_DOCS
+    TRIO_LIVE_PATH = args.trio_live_path.resolve() if args.trio_live_path else None
+    results_dir = args.results_dir.resolve()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    RESULTS_JSON = results_dir / "results.json"
+    RESULTS_MD = results_dir / "results.md"
+    RESULTS_PNG = results_dir / "results.png"
+    UPDATE_DOCS = results_dir == HERE
     if args.render:
         render(json.loads(RESULTS_JSON.read_text()))
         return
@@ -663,6 +701,7 @@ def main() -> None:
             "load_after": os.getloadavg(),
             "seconds": round(time.monotonic() - started, 1),
             "failures": failures,
+            "trio_live_path": str(TRIO_LIVE_PATH) if TRIO_LIVE_PATH else "installed",
         },
         "records": records,
         "targets": evaluate(records),
@@ -677,7 +716,7 @@ def main() -> None:
         },
     }
     RESULTS_JSON.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-    say(f"==> wrote {RESULTS_JSON.relative_to(ROOT)} after {data['meta']['seconds']:.0f} s")
+    say(f"==> wrote {_shown(RESULTS_JSON)} after {data['meta']['seconds']:.0f} s")
     print_table(data)
     render(data)
     if failures:

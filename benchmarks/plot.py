@@ -81,7 +81,8 @@ def main(source: Path, target: Path) -> None:
     left.set_ylabel("end of turn → first reply part (µs)")
     left.set_title("Per-turn overhead as the history grows")
     left.grid(True, which="both", alpha=0.3)
-    left.legend()
+    if left.get_legend_handles_labels()[0]:
+        left.legend()
 
     # Right: how many times better trio_live is, scenario by scenario.
     labels, factors, goals = [], [], []

@@ -235,32 +235,44 @@ async def _throughput_once(count: int, *, ready: bool, prebuilt: list[Part] | No
     pcm = payloads()
     model = FakeModel()
     model.watch = count
-    session = LiveSession(model)
-    send_in, receive_in = trio.open_memory_channel[Part](session.input_buffer)
-    send_out, receive_out = trio.open_memory_channel[Part](session.output_buffer)
 
-    async def drain() -> None:
-        async for _ in receive_out:
-            pass
+    def part_at(index: int) -> Part:
+        return prebuilt[index] if prebuilt is not None else audio_part(pcm[index & 63])
 
-    async with trio.open_nursery() as nursery:
-        await nursery.start(session.run, receive_in, send_out)
-        nursery.start_soon(drain)
-        with send_in:
+    if not ready:
+        # A source that yields once per part: `await session.send(part)`.
+        async with LiveSession(model) as session, trio.open_nursery() as nursery:
+            nursery.start_soon(_drain, session)
             started = perf_counter()
             for index in range(count):
-                part = prebuilt[index] if prebuilt is not None else audio_part(pcm[index & 63])
-                if ready:
-                    # An input that is always ready: no checkpoint unless full.
+                await session.send(part_at(index))
+            await model.reached.wait()
+            session.close_input()
+    else:
+        # A source that is always ready: the session's `run` over our own
+        # channel, filled with `send_nowait` (it waits only when full).
+        session = LiveSession(model)
+        send_in, receive_in = trio.open_memory_channel[Part](session.input_buffer)
+        send_out, receive_out = trio.open_memory_channel[Part](session.output_buffer)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(session.run, receive_in, send_out)
+            nursery.start_soon(_drain, receive_out)
+            with send_in:
+                started = perf_counter()
+                for index in range(count):
+                    part = part_at(index)
                     try:
                         send_in.send_nowait(part)
                     except trio.WouldBlock:
                         await send_in.send(part)
-                else:
-                    await send_in.send(part)
-            await model.reached.wait()
+                await model.reached.wait()
     assert model.reached_at is not None
     return count / (model.reached_at - started)
+
+
+async def _drain(output: trio.MemoryReceiveChannel[Part] | LiveSession) -> None:
+    async for _ in output:
+        pass
 
 
 async def _channel_floor(count: int) -> float:
