@@ -17,7 +17,6 @@ import pytest
 import trio
 from model_server import Collector, run_turn
 
-import trio_live.models
 from trio_live import (
     AuthenticationError,
     BadRequestError,
@@ -688,9 +687,3 @@ def test_command_line_options() -> None:
     )
     args = parser.parse_args(["--model", "http://x", "--model-name", "g", "--provider", "gemini"])
     assert isinstance(model_from_args(args), GeminiModel)
-
-
-def test_exports_are_sorted_and_complete() -> None:
-    names = trio_live.models.__all__
-    assert names == sorted(names, key=lambda n: (not n.isupper(), n))
-    assert all(hasattr(trio_live.models, name) for name in names)
