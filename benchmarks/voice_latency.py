@@ -2,11 +2,13 @@
 
 1. VAD real-time factor: seconds of compute per second of audio, for each
    back end, over the bundled conversation's microphone track.
-2. End of speech -> first model text -> first reply audio, per turn, for the
-   bundled conversation played in real time through VAD, speech to text, the
-   local model (or --model URL) and espeak-ng. Median and worst.
+2. End of speech -> final transcription -> first model text -> first reply
+   audio, per turn, for the bundled conversation played in real time through
+   VAD, speech to text, the local model (or --model URL) and espeak-ng, as
+   the demo runs it (the local model warmed up first). Median and worst.
 
-    .venv/bin/python benchmarks/voice_latency.py [--stt auto] [--model URL --model-name NAME]
+    .venv/bin/python benchmarks/voice_latency.py [--runs 3] [--stt auto]
+        [--model URL --model-name NAME]
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ import trio
 
 from trio_live import Part, audio_part
 from trio_live.voice import VadStage, make_backend
-from trio_live.voice._demo import _model, load_conversation, microphone_track, run_demo
+from trio_live.voice._demo import (
+    _model,
+    load_conversation,
+    microphone_track,
+    run_demo,
+    warm_up,
+)
 from trio_live.voice._stt import SpeechToText
 from trio_live.voice._stt_backends import load_recognizer
 
@@ -50,21 +58,28 @@ async def main(args: argparse.Namespace) -> None:
     load = getattr(model, "load", None)
     if load is not None:
         await load()
-    first_text: list[float] = []
-    first_audio: list[float] = []
+        await warm_up(model)
+    stages: dict[str, list[float]] = {"final transcript": [], "first model text": []}
+    stages["first reply audio"] = []
     for run in range(args.runs):
         result = await run_demo(model, SpeechToText(recognizer), lines=lines, write=lambda _: None)
         for timing in result.log.timings.values():
-            if timing.first_text is not None:
-                first_text.append(timing.first_text)
-            if timing.first_audio is not None:
-                first_audio.append(timing.first_audio)
-        print(f"run {run + 1}: {len(result.log.timings)} turns")
-    for name, values in (("first model text", first_text), ("first reply audio", first_audio)):
-        print(
-            f"end of speech -> {name}: median {statistics.median(values) * 1000:.0f} ms,"
-            f" worst {max(values) * 1000:.0f} ms over {len(values)} turns"
-        )
+            values = (timing.final, timing.first_text, timing.first_audio)
+            for name, value in zip(stages, values, strict=True):
+                if value is not None:
+                    stages[name].append(value)
+            print(
+                f"run {run + 1} turn {timing.turn}: "
+                + ", ".join("-" if v is None else f"{v * 1000:.0f}" for v in values)
+                + " ms"
+            )
+        print("  heard:", [text for kind, text in result.log.events if kind == "heard"])
+    for name, values in stages.items():
+        if values:
+            print(
+                f"end of speech -> {name}: median {statistics.median(values) * 1000:.0f} ms,"
+                f" worst {max(values) * 1000:.0f} ms over {len(values)} turns"
+            )
 
 
 if __name__ == "__main__":

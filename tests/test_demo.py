@@ -8,7 +8,9 @@ import pytest
 import trio
 import trio.testing
 
-from trio_live import Part, is_end_of_speech, is_text, transcription
+from trio_live import Part, is_end_of_speech, is_text, text_part, transcription
+from trio_live._errors import ModelError
+from trio_live._model import PromptStream
 from trio_live.testing import ScriptedModel
 from trio_live.voice import EspeakTts, duration, read_wav
 from trio_live.voice._demo import (
@@ -17,6 +19,7 @@ from trio_live.voice._demo import (
     load_conversation,
     microphone_track,
     run_demo,
+    warm_up,
 )
 
 STORY = (
@@ -72,7 +75,7 @@ async def run_once() -> tuple[list[tuple[str, Any]], dict[int, Any], list[Part],
         model, KnownWords(lines), tts=SilentTts(), lines=lines, write=printed.append
     )
     timings = {
-        t.turn: (_ms(t.first_text), _ms(t.first_audio), t.interrupted)
+        t.turn: (_ms(t.final), _ms(t.first_text), _ms(t.first_audio), t.interrupted)
         for t in result.log.timings.values()
     }
     return result.log.events, timings, result.history, "".join(printed)
@@ -98,7 +101,8 @@ async def test_the_demo_conversation_runs_the_same_way_every_time(
         ("turn complete", 4),
     ]
     assert set(timings) == {1, 2, 3, 4}
-    for turn, (first_text, first_audio, interrupted) in timings.items():
+    for turn, (final, first_text, first_audio, interrupted) in timings.items():
+        assert final == 0.0  # KnownWords sends the final right after end of speech
         assert first_text == pytest.approx(0.2, abs=0.05)  # the model's first-part delay
         assert first_audio is not None
         assert first_text <= first_audio < first_text + 0.3  # first sentence complete
@@ -109,7 +113,7 @@ async def test_the_demo_conversation_runs_the_same_way_every_time(
     assert "Once upon a time" in told
     assert "the sun went down" not in told
     assert "turn 2 interrupted" in printed
-    assert "end of speech -> first text" in printed
+    assert "end of speech -> heard 0 ms -> first text 2" in printed
 
 
 def test_microphone_track_places_each_line() -> None:
@@ -137,3 +141,27 @@ def test_arguments() -> None:
         "http://127.0.0.1:1",
         "m",
     )
+
+
+async def test_warm_up_stops_the_model_after_its_first_output(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[list[str]] = []
+    sent: list[int] = []
+
+    async def model(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        seen.append([p.text for p in await prompt.collect()])
+        for n in range(100):
+            await trio.sleep(0.1)
+            await output.send(text_part(f"word{n} ", role="model"))
+            sent.append(n)
+
+    async def failing(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        raise ModelError("no model file")
+
+    with trio.fail_after(5):
+        await warm_up(model)
+        await warm_up(failing)  # left for the real turns to report
+    assert seen == [["Hello."]]
+    assert len(sent) <= 2
+    assert trio.current_time() < 1.0

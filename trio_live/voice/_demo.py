@@ -8,7 +8,8 @@ microphone track and played, paced like a microphone, through::
 
 The terminal shows what was heard (partial and final transcriptions), the
 model's text as it streams, interruptions, and per turn the latencies from
-end of speech to the first model text and to the first reply audio.
+end of speech to the final transcription, to the first model text and to the
+first reply audio.
 
 The player plays the reply audio on a clock (real or virtual; nothing goes to
 a sound card), reports playback to the session (``report_playback``, so a
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -38,7 +40,8 @@ import trio
 import trio.testing
 
 from .._chain import run_chain
-from .._model import TurnModel
+from .._errors import LiveError
+from .._model import PromptStream, TurnModel
 from .._parts import (
     Part,
     is_audio,
@@ -50,8 +53,10 @@ from .._parts import (
     is_text,
     is_transcription,
     is_turn_complete,
+    text_part,
 )
 from .._policy import TriggerMode
+from .._prompt import RollingPrompt
 from .._session import LiveSession
 from ._audio import DEFAULT_RATE, duration, pcm_to_float, read_wav, write_wav
 from ._pacing import send_paced
@@ -60,7 +65,12 @@ from ._vad_stage import VadStage
 
 #: Where the bundled conversation lives, in a source checkout.
 CONVERSATION_DIR = Path(__file__).resolve().parents[2] / "examples" / "conversation"
-SYSTEM = "You are a friendly voice assistant. Answer in one to three short sentences."
+#: The local model's system instruction (SmolLM2-135M drifts into French
+#: without "English" in it, and rambles without "short").
+SYSTEM = (
+    "You are a friendly English-speaking voice assistant. "
+    "Reply in English only, with one or two short, simple sentences."
+)
 #: Seconds of microphone silence after the last line (time for the answer).
 TAIL = 8.0
 
@@ -115,6 +125,7 @@ class TurnTiming:
     Attributes:
         turn: the session's turn number.
         end_of_speech: when the end of speech reached the session's input.
+        final: seconds from end of speech to the final transcription.
         first_text: seconds from end of speech to the first model text.
         first_audio: seconds from end of speech to the first reply audio.
         interrupted: True if the user barged in.
@@ -122,6 +133,7 @@ class TurnTiming:
 
     turn: int
     end_of_speech: float
+    final: float | None = None
     first_text: float | None = None
     first_audio: float | None = None
     interrupted: bool = False
@@ -136,6 +148,7 @@ class DemoLog:
     events: list[tuple[str, Any]] = attrs.field(factory=list)
     timings: dict[int, TurnTiming] = attrs.field(factory=dict)
     last_end_of_speech: float | None = None
+    last_final: float | None = None
     _open_line: bool = False
 
     def line(self, text: str) -> None:
@@ -165,6 +178,7 @@ class DemoLog:
             self.line("user stops speaking")
             self.events.append(("speech", "end"))
         elif is_final_transcription(part):
+            self.last_final = trio.current_time()
             self.line(f"heard: {part.text!r}")
             self.events.append(("heard", part.text))
         elif is_transcription(part):
@@ -175,8 +189,12 @@ class DemoLog:
         turn = part.metadata.get("turn", 0)
         timing = self.timings.get(turn)
         if timing is None and self.last_end_of_speech is not None and turn:
+            end = self.last_end_of_speech
+            final = self.last_final
             timing = self.timings[turn] = TurnTiming(
-                turn=turn, end_of_speech=self.last_end_of_speech
+                turn=turn,
+                end_of_speech=end,
+                final=None if final is None or final < end else final - end,
             )
         since = None if timing is None else trio.current_time() - timing.end_of_speech
         if is_audio(part):
@@ -214,8 +232,8 @@ def _describe(timing: TurnTiming) -> str:
         return "-" if value is None else f"{value * 1000:.0f} ms"
 
     return (
-        f"turn {timing.turn}: end of speech -> first text {ms(timing.first_text)}"
-        f" -> first audio {ms(timing.first_audio)}"
+        f"turn {timing.turn}: end of speech -> heard {ms(timing.final)}"
+        f" -> first text {ms(timing.first_text)} -> first audio {ms(timing.first_audio)}"
     )
 
 
@@ -413,6 +431,31 @@ def _model(args: argparse.Namespace) -> TurnModel:
     return local
 
 
+async def warm_up(model: TurnModel, greeting: str = "Hello.") -> None:
+    """Run ``model`` on a one-line prompt until its first output, then stop it.
+
+    The first turn of a freshly loaded local model is slow (its first
+    computation, and the system instruction read from scratch); afterwards
+    llama.cpp keeps the system instruction in its cache, since every prompt
+    starts with it. A model error here is left for the real turns to report.
+    """
+    rolling = RollingPrompt()
+    rolling.add(text_part(greeting, role="user"), trio.current_time())
+    prompt = PromptStream(rolling.finalize(trio.current_time()))
+    send, receive = trio.open_memory_channel[Part](1)
+
+    async def answer() -> None:
+        with send, contextlib.suppress(LiveError):
+            await model(prompt, send)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer)
+        with receive:
+            async for _ in receive:
+                break
+        nursery.cancel_scope.cancel()
+
+
 @attrs.define(eq=False)
 class _ClockHold:
     """Keeps a virtual clock from jumping while real work runs elsewhere (``--fast``).
@@ -461,6 +504,7 @@ async def _main(args: argparse.Namespace) -> int:
     load = getattr(model, "load", None)
     if load is not None:
         await load()
+        await warm_up(model)
     directory = Path(args.conversation) if args.conversation else CONVERSATION_DIR
     tts = EspeakTts()
     try:
