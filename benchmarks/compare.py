@@ -135,6 +135,7 @@ def jobs(quick: bool, rounds: int) -> list[Job]:
         Job("concurrent", few, params=("sessions=100",)),
         Job("concurrent", few, params=("sessions=1000",)),
         Job("concurrent", 1, params=("sessions=1000", "gc=off")),
+        Job("concurrent", 1, params=("sessions=1000", "gc=freeze")),
     ]
 
 
@@ -323,6 +324,13 @@ ROWS = (
     Row("concurrent_1000_gc_max", "1,000 sessions: longest GC pause", "µs", "lower", US),
     Row("concurrent_1000_gc_per_s", "1,000 sessions: time in GC per second", "ms", "lower", 1e3, 1),
     Row(
+        "concurrent_1000_freeze_p99",
+        "1,000 sessions after gc.freeze() at start-up: p99",
+        "µs",
+        "lower",
+        US,
+    ),
+    Row(
         "concurrent_1000_nogc_p99",
         "1,000 sessions with the GC off (gc.disable()): p99",
         "µs",
@@ -351,7 +359,12 @@ def _derive(samples: dict[str, list[float]]) -> None:
     rss = samples.get("memory_rss_checkpoints", [])
     if len(rss) > 2:
         samples["memory_growth"] = [rss[-1] - rss[1]]
-    for name in ("concurrent_100", "concurrent_1000", "concurrent_1000_nogc"):
+    for name in (
+        "concurrent_100",
+        "concurrent_1000",
+        "concurrent_1000_nogc",
+        "concurrent_1000_freeze",
+    ):
         latencies = samples.get(name)
         if latencies:
             samples[f"{name}_p99"] = [percentile(latencies, 0.99)]

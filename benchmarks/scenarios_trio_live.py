@@ -446,6 +446,11 @@ def concurrent(cfg: dict[str, Any], rng: random.Random, params: dict[str, str]) 
     if params.get("gc") == "off":
         gc.disable()
         name += "_nogc"
+    elif params.get("gc") == "freeze":
+        # What an application can do: keep start-up objects out of every collection.
+        gc.collect()
+        gc.freeze()
+        name += "_freeze"
     seconds = cfg["concurrent_seconds"] + CONCURRENT_TURN_EVERY
     started = perf_counter()
     with GcPauses() as gc_pauses:
