@@ -14,22 +14,14 @@
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
+import attrs
 import trio
 
 from trio_live import Part, audio_part
 from trio_live.voice import VadStage, make_backend
-from trio_live.voice._demo import (
-    _model,
-    load_conversation,
-    microphone_track,
-    run_demo,
-    warm_up,
-)
-from trio_live.voice._stt import SpeechToText
-from trio_live.voice._stt_backends import load_recognizer
+from trio_live.voice._demo import load_conversation, microphone_track, prepare, run_demo, summary
 
 
 async def vad_rtf(backend: str, track: bytes) -> float:
@@ -53,39 +45,34 @@ async def main(args: argparse.Namespace) -> None:
     for backend in ("silero", "webrtc"):
         rtf = await vad_rtf(backend, track)
         print(f"VAD {backend}: real-time factor {rtf:.4f} ({rtf * 32:.3f} ms per 32 ms of audio)")
-    model = _model(args)
-    recognizer = await trio.to_thread.run_sync(load_recognizer, args.stt)
-    load = getattr(model, "load", None)
-    if load is not None:
-        await load()
-        await warm_up(model)
-    stages: dict[str, list[float]] = {"final transcript": [], "first model text": []}
-    stages["first reply audio"] = []
+    model, stt = await prepare(args)
+    if not args.final_recognizer:
+        stt = attrs.evolve(stt, final_recognizer=None)
+    timings = []
     for run in range(args.runs):
-        result = await run_demo(model, SpeechToText(recognizer), lines=lines, write=lambda _: None)
+        result = await run_demo(model, stt, lines=lines, write=lambda _: None)
         for timing in result.log.timings.values():
+            timings.append(timing)
             values = (timing.final, timing.first_text, timing.first_audio)
-            for name, value in zip(stages, values, strict=True):
-                if value is not None:
-                    stages[name].append(value)
             print(
                 f"run {run + 1} turn {timing.turn}: "
                 + ", ".join("-" if v is None else f"{v * 1000:.0f}" for v in values)
                 + " ms"
             )
         print("  heard:", [text for kind, text in result.log.events if kind == "heard"])
-    for name, values in stages.items():
-        if values:
-            print(
-                f"end of speech -> {name}: median {statistics.median(values) * 1000:.0f} ms,"
-                f" worst {max(values) * 1000:.0f} ms over {len(values)} turns"
-            )
+    print(summary(timings), end="")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--stt", default="auto")
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument(
+        "--no-final-recognizer",
+        dest="final_recognizer",
+        action="store_false",
+        help="one recognizer only (the final may wait for a partial in flight)",
+    )
     parser.add_argument("--model", dest="model_url")
     parser.add_argument("--model-name")
     parser.add_argument("--provider")

@@ -242,6 +242,66 @@ async def test_final_reuses_recognition_that_covered_the_speech(
     assert time_of(output, is_final_transcription) == time_of(output, is_end_of_speech)
 
 
+@pytest.mark.parametrize("pause", [0.1, 0.3])
+async def test_pause_starts_a_recognition_after_pause_seconds_of_quiet(
+    autojump_clock: trio.abc.Clock, pause: float
+) -> None:
+    recognizer = AsyncWordRecognizer(delay=0.1)
+    stage = SpeechToText(recognizer, partial_every=10.0, pause=pause)
+    script = [start_of_speech(), *paced(tone(3000, 0.4) + silence(0.6)), end_of_speech()]
+    output = await run_stage(stage, script)
+    assert transcriptions(output) == [("w3", False), ("w3", True)]
+    # Chunk k arrives at 0.02 * k: the chunk that completes the pause at 0.38 + pause.
+    assert [at for at, _ in recognizer.calls] == [pytest.approx(0.38 + pause)]
+
+
+async def test_final_recognizer_does_not_wait_for_a_partial_in_flight(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    script = [
+        start_of_speech(),
+        *paced(tone(3000, 1.1) + silence(0.34)),
+        end_of_speech(),
+        *paced(silence(0.2)),
+    ]
+    # A slow partial starts at 0.48 s (when 0.5 s of audio is in) and runs
+    # until 1.48 s; speech stops at 1.1 s, the pause is heard at 1.18 s, end
+    # of speech comes at 1.44 s.
+    slow = AsyncWordRecognizer(delay=1.0)
+    start = trio.current_time()
+    alone = await run_stage(SpeechToText(slow, partial_every=0.5), script)
+    assert [round(at - start, 2) for at, _ in slow.calls] == [0.48, 1.48]
+    latency = time_of(alone, is_final_transcription) - time_of(alone, is_end_of_speech)
+    assert latency == pytest.approx(1.04)  # waited for the partial, then recognized again
+
+    slow, fast = AsyncWordRecognizer(delay=1.0), AsyncWordRecognizer(delay=0.2)
+    stage = SpeechToText(slow, partial_every=0.5, final_recognizer=fast)
+    start = trio.current_time()
+    output = await run_stage(stage, script)
+    # The pause went to the free final recognizer at once (done at 1.38 s):
+    # the final is ready at end of speech; the partial still running is dropped.
+    assert transcriptions(output) == [("w3", False), ("w3", True)]
+    assert time_of(output, is_final_transcription) == time_of(output, is_end_of_speech)
+    assert [round(at - start, 2) for at, _ in slow.calls] == [0.48]
+    assert [round(at - start, 2) for at, _ in fast.calls] == [1.18]
+    assert slow.active == 0  # cancelled, not left running
+
+
+async def test_final_recognizer_partials_stay_on_the_main_recognizer(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    main, final = AsyncWordRecognizer(delay=0.2), AsyncWordRecognizer(delay=0.2)
+    stage = SpeechToText(main, partial_every=0.5, final_recognizer=final)
+    speech = words(1000, 2000, 3000, 4000, 5000, gap=0.05)  # 1.25 s
+    script = [start_of_speech(), *paced(speech + silence(0.4)), end_of_speech()]
+    start = trio.current_time()
+    output = await run_stage(stage, script)
+    assert transcriptions(output)[-1] == ("w1 w2 w3 w4 w5", True)
+    assert [round(at - start, 2) for at, _ in main.calls] == [0.48, 0.98]  # the partials
+    assert [round(at - start, 2) for at, _ in final.calls] == [1.28]  # the pause at the end
+    assert main.max_active == final.max_active == 1
+
+
 async def test_slow_recognition_skips_partials(autojump_clock: trio.abc.Clock) -> None:
     recognizer = AsyncWordRecognizer(delay=0.7)
     stage = SpeechToText(recognizer, partial_every=0.2)
@@ -321,9 +381,10 @@ async def test_pause_after_half_a_segment_commits_it(autojump_clock: trio.abc.Cl
     output = await run_stage(stage, script)
     assert transcriptions(output)[-1] == ("w1 w2 w3 w4", True)
     # Pauses after 0.5 s of audio end a segment: from then on, each stretch
-    # of audio is recognized once (first pause at 0.36 s: too early).
+    # of audio is recognized once (first pause, 0.1 s after the first word,
+    # at 0.3 s: too early).
     clips = [round(seconds, 2) for _, seconds in recognizer.calls]
-    assert clips == [0.36, 0.96, 0.6, 0.6]
+    assert clips == [0.3, 0.9, 0.6, 0.6]
 
 
 async def test_empty_final_emits_nothing(autojump_clock: trio.abc.Clock) -> None:
@@ -372,7 +433,13 @@ async def test_passes_through_without_speech_events(autojump_clock: trio.abc.Clo
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("partial_every", 0.0), ("max_segment", -1.0), ("pre_roll", -0.1), ("quiet_ratio", math.nan)],
+    [
+        ("partial_every", 0.0),
+        ("max_segment", -1.0),
+        ("pre_roll", -0.1),
+        ("quiet_ratio", math.nan),
+        ("pause", 0.0),
+    ],
 )
 def test_config_is_validated(field: str, value: float) -> None:
     with pytest.raises(ValueError, match=field):

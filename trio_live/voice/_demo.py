@@ -30,7 +30,7 @@ import argparse
 import collections
 import contextlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +225,24 @@ class DemoLog:
             if kind == "model":
                 texts[value[0]] += value[1]
         return dict(texts)
+
+
+def summary(timings: Iterable[TurnTiming]) -> str:
+    """Median and worst of each latency over ``timings``, one line each."""
+    timings = list(timings)
+    lines = []
+    for name, field in (
+        ("final transcript", "final"),
+        ("first model text", "first_text"),
+        ("first reply audio", "first_audio"),
+    ):
+        values = [v for v in (getattr(t, field) for t in timings) if v is not None]
+        if values:
+            lines.append(
+                f"end of speech -> {name}: median {np.median(values) * 1000:.0f} ms,"
+                f" worst {max(values) * 1000:.0f} ms over {len(values)} turns\n"
+            )
+    return "".join(lines)
 
 
 def _describe(timing: TurnTiming) -> str:
@@ -493,18 +511,37 @@ class _HeldTts(EspeakTts):
             self.hold.busy -= 1
 
 
-async def _main(args: argparse.Namespace) -> int:
+async def prepare(args: argparse.Namespace) -> tuple[TurnModel, Any]:
+    """Load what the demo needs: the model and the speech-to-text stage.
+
+    Two recognizers are loaded (in worker threads, with the model), so the
+    final transcript never waits for a partial one still running; a local
+    model is warmed up.
+    """
     from ._stt import SpeechToText
     from ._stt_backends import load_recognizer
 
     model = _model(args)
+    recognizers: list[Any] = [None, None]
+
+    async def load_recognizer_into(index: int) -> None:
+        recognizers[index] = await trio.to_thread.run_sync(load_recognizer, args.stt)
+
+    load = getattr(model, "load", None)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(load_recognizer_into, 0)
+        nursery.start_soon(load_recognizer_into, 1)
+        if load is not None:
+            nursery.start_soon(load)
+    if load is not None:
+        await warm_up(model)
+    return model, SpeechToText(recognizers[0], final_recognizer=recognizers[1])
+
+
+async def _main(args: argparse.Namespace) -> int:
     write = _write_stdout
     write("loading the speech recognizer and the model...\n")
-    recognizer: Any = await trio.to_thread.run_sync(load_recognizer, args.stt)
-    load = getattr(model, "load", None)
-    if load is not None:
-        await load()
-        await warm_up(model)
+    model, stt = await prepare(args)
     directory = Path(args.conversation) if args.conversation else CONVERSATION_DIR
     tts = EspeakTts()
     try:
@@ -518,7 +555,7 @@ async def _main(args: argparse.Namespace) -> int:
                 nursery.start_soon(hold.run)
             result = await run_demo(
                 model,
-                SpeechToText(recognizer),
+                stt,
                 tts=tts,
                 lines=load_conversation(directory),
                 write=write,
@@ -528,13 +565,7 @@ async def _main(args: argparse.Namespace) -> int:
         aclose = getattr(model, "aclose", None)
         if aclose is not None:
             await aclose()
-    timings = [t for t in result.log.timings.values() if t.first_audio is not None]
-    if timings:
-        audio = sorted(t.first_audio for t in timings if t.first_audio is not None)
-        write(
-            f"end of speech -> first reply audio: median {np.median(audio) * 1000:.0f} ms,"
-            f" worst {audio[-1] * 1000:.0f} ms over {len(audio)} turns\n"
-        )
+    write(summary(result.log.timings.values()))
     if args.out:
         write_wav(args.out, result.conversation, DEFAULT_RATE)
         write(f"wrote {args.out} ({duration(result.conversation, DEFAULT_RATE):.1f} s)\n")

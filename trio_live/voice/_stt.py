@@ -7,13 +7,20 @@
   event a little after speech began) and buffers audio until end of speech.
 * While the user speaks, a worker task recognizes the utterance so far every
   ``partial_every`` seconds of new audio, and emits partial transcriptions.
-  A synchronous recognizer runs in a worker thread (an async one in the
-  worker task); one stage never runs two recognitions at a time, and a
-  partial that would have to wait is merged into the next one.
-* When incoming audio turns quiet it recognizes at once, so that at end of
-  speech the last result usually covers all the words: the final is then that
-  text, with no recognition left to do. Otherwise only the audio since the
-  last committed segment is recognized again.
+  A synchronous recognizer runs in a worker thread (an async one in a task);
+  one recognizer never runs two recognitions at a time, and a partial that
+  would have to wait is merged into the next one.
+* When incoming audio has been quiet for ``pause`` seconds it recognizes at
+  once, so that at end of speech (which the voice activity detector raises
+  only after a longer silence) the last result usually covers all the words:
+  the final is then that text, with no recognition left to do. Otherwise only
+  the audio since the last committed segment is recognized again.
+* With a ``final_recognizer`` (a second instance of the back end), the
+  recognitions the final depends on (at a pause, at end of speech) start at
+  once on whichever recognizer is free, the second one first, instead of
+  waiting for a partial still running; partials stay on the first one. A
+  result is kept only if no later recognition finished before it; a partial
+  still running when the final is sent is abandoned.
 * Speech longer than ``max_segment`` seconds is cut into segments that are
   recognized once and kept (Moonshine returns nothing for clips over about
   8 s). A cut falls in the middle of the longest pause in the second half of
@@ -60,7 +67,6 @@ from .._parts import (
 from ._stt_backends import AsyncRecognizer, Recognizer
 
 _FRAME = 0.02  # seconds, for cut points
-_PAUSE = 0.15  # seconds of quiet after speech that start a recognition at once
 
 
 def _rms(pcm16: bytes) -> float:
@@ -164,8 +170,15 @@ class SpeechToText:
             once (at most 7 for Moonshine).
         pre_roll: seconds of audio before start-of-speech to include.
         quiet_ratio: audio below this fraction of the utterance's loudest part
-            counts as a pause (recognized at once; a final may reuse it);
-            0 turns pauses off.
+            counts as quiet; 0 turns pauses off.
+        pause: seconds of quiet audio that make a pause: the speech so far
+            is recognized at once, and the final reuses that result if
+            nothing but quiet audio followed. Keep it below the voice
+            activity detector's ``silence_to_end``.
+        final_recognizer: an optional second recognizer (another instance,
+            so that both can run at once on two cores) for pauses and end of
+            speech, so the final never waits for a partial in flight. It
+            costs a second model in memory (about 320 MB for Moonshine).
         role: the role of the transcription parts.
     """
 
@@ -174,11 +187,16 @@ class SpeechToText:
     max_segment: float = attrs.field(default=7.0, kw_only=True, validator=_positive)
     pre_roll: float = attrs.field(default=0.5, kw_only=True, validator=_non_negative)
     quiet_ratio: float = attrs.field(default=0.05, kw_only=True, validator=_non_negative)
+    pause: float = attrs.field(default=0.1, kw_only=True, validator=_positive)
+    final_recognizer: Recognizer | AsyncRecognizer | None = attrs.field(default=None, kw_only=True)
     role: str = attrs.field(default="user", kw_only=True)
-    _is_async: bool = attrs.field(init=False, repr=False)
+    _lanes: list[tuple[Recognizer | AsyncRecognizer, bool]] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        self._is_async = inspect.iscoroutinefunction(self.recognizer.transcribe)
+        recognizers = [self.recognizer]
+        if self.final_recognizer is not None:
+            recognizers.append(self.final_recognizer)
+        self._lanes = [(r, inspect.iscoroutinefunction(r.transcribe)) for r in recognizers]
 
     async def run(
         self,
@@ -273,66 +291,108 @@ class SpeechToText:
     async def _transcribe(
         self, utterance: _Utterance, outbox: trio.MemorySendChannel[Part]
     ) -> None:
-        while True:
-            rate = utterance.rate or 16000
-            new = utterance.size - utterance.covered
-            if utterance.end_sent:
-                if new > 0 and not utterance.quiet_since(utterance.covered, self.quiet_ratio):
-                    await self._recognize(utterance, outbox)
-                text = _join([*utterance.committed, utterance.text])
-                if text:
-                    await outbox.send(transcription(text, final=True, role=self.role))
-                return
-            pause = utterance.levels and utterance.quiet_since(
-                utterance.size - int(_PAUSE * rate) * 2, self.quiet_ratio
-            )
-            due = new >= self.partial_every * rate * 2 or (
-                pause and not utterance.quiet_since(utterance.covered, self.quiet_ratio)
-            )
-            if not due:
-                utterance.wakeup = trio.Event()
-                await utterance.wakeup.wait()
-                continue
-            await self._recognize(utterance, outbox)
-            shown = _join([*utterance.committed, utterance.text])
-            if shown and shown != utterance.shown and not utterance.ended:
-                utterance.shown = shown
-                await outbox.send(transcription(shown, final=False, role=self.role))
+        # Starts recognitions (at most one per lane) and sends the final.
+        # Lane 0 takes partials; a pause or end of speech takes any free lane,
+        # the last one first (the final recognizer, when there is one).
+        running: dict[int, int] = {}  # lane -> end offset of its recognition
+        last_lane = len(self._lanes) - 1
 
-    async def _recognize(self, utterance: _Utterance, outbox: trio.MemorySendChannel[Part]) -> None:
-        # Recognize the uncommitted audio; commit whole segments while it is
-        # longer than max_segment.
+        def covers(offset: int) -> bool:
+            # Nothing but quiet audio came after ``offset``.
+            return offset >= utterance.size or utterance.quiet_since(offset, self.quiet_ratio)
+
+        def free_lane() -> int | None:
+            lanes = [lane for lane in range(last_lane, -1, -1) if lane not in running]
+            return lanes[0] if lanes else None
+
+        async with trio.open_nursery() as nursery:
+            while True:
+                rate = utterance.rate or 16000
+                lane: int | None = None
+                in_flight = any(covers(end) for end in running.values())
+                if utterance.end_sent:
+                    if covers(utterance.covered):
+                        text = _join([*utterance.committed, utterance.text])
+                        if text:
+                            await outbox.send(transcription(text, final=True, role=self.role))
+                        # A partial still running is of no use any more.
+                        nursery.cancel_scope.cancel()
+                        return
+                    if not in_flight:
+                        lane = free_lane()
+                else:
+                    pause_bytes = int(self.pause * rate) * 2
+                    pause = bool(utterance.levels) and utterance.quiet_since(
+                        utterance.size - pause_bytes, self.quiet_ratio
+                    )
+                    newest = max([utterance.covered, *running.values()])
+                    if pause and not covers(utterance.covered) and not in_flight:
+                        lane = free_lane()
+                    elif 0 not in running and (
+                        utterance.size - newest >= self.partial_every * rate * 2
+                    ):
+                        lane = 0
+                if lane is None:
+                    utterance.wakeup = trio.Event()
+                    await utterance.wakeup.wait()
+                    continue
+                running[lane] = utterance.size
+                nursery.start_soon(self._recognize, lane, utterance, running, outbox)
+
+    async def _recognize(
+        self,
+        lane: int,
+        utterance: _Utterance,
+        running: dict[int, int],
+        outbox: trio.MemorySendChannel[Part],
+    ) -> None:
+        # Recognize the uncommitted audio as it is now, cutting whole segments
+        # off while it is longer than max_segment. The result is kept only if
+        # no other recognition got further (or committed segments) meanwhile.
         rate = utterance.rate or 16000
+        base = utterance.base
         pcm16 = bytes(utterance.pcm)
         end = utterance.size
         max_bytes = int(self.max_segment * rate) * 2
-        search = max_bytes // 2
+        committed: list[str] = []
+        cut_total = 0
+        text = ""
+        failure: LiveError | None = None
         try:
             while len(pcm16) > max_bytes:
-                cut = _cut_point(pcm16[:max_bytes], rate, max_bytes, search)
-                text = await self._call(pcm16[:cut], rate)
-                utterance.committed.append(text)
-                del utterance.pcm[:cut]
-                utterance.base += cut
+                cut = _cut_point(pcm16[:max_bytes], rate, max_bytes, max_bytes // 2)
+                committed.append(await self._call(lane, pcm16[:cut], rate))
+                cut_total += cut
                 pcm16 = pcm16[cut:]
-            pause = utterance.quiet_since(end - int(_PAUSE * rate) * 2, self.quiet_ratio)
-            text = await self._call(pcm16, rate) if pcm16 else ""
+            pause = utterance.quiet_since(end - int(self.pause * rate) * 2, self.quiet_ratio)
+            text = await self._call(lane, pcm16, rate) if pcm16 else ""
             if pause and len(pcm16) >= max_bytes // 2:
                 # A long stretch that ends in a pause is a segment already.
-                utterance.committed.append(text)
-                del utterance.pcm[: len(pcm16)]
-                utterance.base += len(pcm16)
+                committed.append(text)
+                cut_total += len(pcm16)
                 text = ""
-            utterance.text = text
         except LiveError as error:
-            utterance.text = ""
-            await outbox.send(error_part(error))
+            failure = error
+            committed, cut_total, text = [], 0, ""
         finally:
+            del running[lane]
+            utterance.wakeup.set()
+        if utterance.base == base and end > utterance.covered:
+            utterance.committed.extend(committed)
+            del utterance.pcm[:cut_total]
+            utterance.base += cut_total
+            utterance.text = text
             utterance.covered = end
+            shown = _join([*utterance.committed, utterance.text])
+            if failure is None and shown and shown != utterance.shown and not utterance.ended:
+                utterance.shown = shown
+                await outbox.send(transcription(shown, final=False, role=self.role))
+        if failure is not None:
+            await outbox.send(error_part(failure))
 
-    async def _call(self, pcm16: bytes, rate: int) -> str:
-        recognizer = self.recognizer
-        if self._is_async:
+    async def _call(self, lane: int, pcm16: bytes, rate: int) -> str:
+        recognizer, is_async = self._lanes[lane]
+        if is_async:
             return await cast("AsyncRecognizer", recognizer).transcribe(pcm16, rate)
         return await trio.to_thread.run_sync(
             cast("Recognizer", recognizer).transcribe, pcm16, rate, abandon_on_cancel=True
