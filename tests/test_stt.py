@@ -359,6 +359,28 @@ async def test_pre_roll_includes_audio_before_start_of_speech(
     assert transcriptions(output)[-1] == ("w9 w4", True)
 
 
+@pytest.mark.parametrize(
+    ("at", "heard"),
+    [
+        (None, "w9 w4"),  # pre_roll only
+        (1.95, "w9 w4"),  # later than pre_roll: pre_roll
+        (1.3, "w8 w9 w4"),  # earlier: from there
+        (0.0, "w8 w9 w4"),  # at most 2 s before the event
+    ],
+)
+async def test_pre_roll_reaches_back_to_the_events_at(
+    autojump_clock: trio.abc.Clock, at: float | None, heard: str
+) -> None:
+    stage = SpeechToText(AsyncWordRecognizer(), pre_roll=0.35)
+    # Words at 0-0.2 (w7), 1.4-1.6 (w8), 1.9-2.1 (w9); the event comes at 2.2 s.
+    before = tone(7000, 0.2) + silence(1.2) + tone(8000, 0.2) + silence(0.3)
+    before += tone(9000, 0.2) + silence(0.1)
+    event = start_of_speech() if at is None else start_of_speech().with_metadata(at=at)
+    script = [*chunks(before), event, *chunks(tone(4000, 0.2)), end_of_speech()]
+    output = await run_stage(stage, script)
+    assert transcriptions(output)[-1] == (heard, True)
+
+
 async def test_long_speech_is_cut_into_segments_between_words(
     autojump_clock: trio.abc.Clock,
 ) -> None:

@@ -123,6 +123,28 @@ def test_echo_guard_raises_threshold_and_min_speech() -> None:
     assert [e.kind for e in feed(VadMachine(config), probabilities)] == ["start"]
 
 
+def test_echo_guard_start_reaches_back_to_the_first_words() -> None:
+    config = VadConfig(echo_lookback=1.0, padding=0.0, silence_to_end=0.3)
+    # A quieter first word (0.6), a short gap, then a loud phrase (0.95).
+    probabilities = [0.0] * 10 + [0.6] * 8 + [0.1] * 5 + [0.95] * 20
+    machine = VadMachine(config, model_speaking=True)
+    (event,) = feed(machine, probabilities)
+    assert event.detected_at == pytest.approx((23 + 16) * FRAME)  # 0.5 s of loud frames
+    assert event.at == pytest.approx(10 * FRAME)  # where the first word began
+    # Without the echo guard the first word starts speech by itself.
+    (plain,) = feed(VadMachine(config), probabilities)
+    assert plain.at == pytest.approx(10 * FRAME)
+    # A gap of silence_to_end forgets the earlier sound.
+    probabilities = [0.0] * 10 + [0.6] * 8 + [0.1] * 10 + [0.95] * 20
+    (event,) = feed(VadMachine(config, model_speaking=True), probabilities)
+    assert event.at == pytest.approx(28 * FRAME)
+    # It reaches back at most echo_lookback seconds.
+    probabilities = [0.6] * 60 + [0.95] * 20
+    short = VadConfig(echo_lookback=0.5, padding=0.0)
+    (event,) = feed(VadMachine(short, model_speaking=True), probabilities)
+    assert event.at == pytest.approx(60 * FRAME - 0.5)
+
+
 def test_finish_ends_speech_in_progress() -> None:
     machine = VadMachine()
     feed(machine, [0.9] * 10)

@@ -4,7 +4,9 @@
 
 * At start of speech it opens an utterance (seeded with ``pre_roll`` seconds
   of the audio just before, because the voice activity detector raises the
-  event a little after speech began) and buffers audio until end of speech.
+  event a little after speech began, or from the event's ``at`` stream time
+  if that is earlier, up to 2 s before) and buffers audio until end of
+  speech. Stream time counts the seconds of audio seen, as `VadStage` does.
 * While the user speaks, a worker task recognizes the utterance so far every
   ``partial_every`` seconds of new audio, and emits partial transcriptions.
   A synchronous recognizer runs in a worker thread (an async one in a task);
@@ -67,6 +69,7 @@ from .._parts import (
 from ._stt_backends import AsyncRecognizer, Recognizer
 
 _FRAME = 0.02  # seconds, for cut points
+_LOOK_BACK = 2.0  # seconds before start-of-speech its ``at`` may reach back to
 
 
 def _rms(pcm16: bytes) -> float:
@@ -168,7 +171,9 @@ class SpeechToText:
             transcriptions; ``math.inf`` for finals only.
         max_segment: the longest clip, in seconds, given to the recognizer at
             once (at most 7 for Moonshine).
-        pre_roll: seconds of audio before start-of-speech to include.
+        pre_roll: seconds of audio before start-of-speech to include (more
+            if the event's ``at`` metadata says speech began earlier, up to
+            2 s).
         quiet_ratio: audio below this fraction of the utterance's loudest part
             counts as quiet; 0 turns pauses off.
         pause: seconds of quiet audio that make a pause: the speech so far
@@ -223,8 +228,10 @@ class SpeechToText:
         utterances: trio.MemorySendChannel[_Utterance],
     ) -> None:
         current: _Utterance | None = None
-        recent: collections.deque[tuple[int, bytes, float]] = collections.deque()
-        recent_bytes = 0
+        # Audio heard outside speech: (rate, pcm, level, stream time at its end).
+        recent: collections.deque[tuple[int, bytes, float, float]] = collections.deque()
+        position = 0.0  # stream time: seconds of audio seen
+        keep = max(self.pre_roll, _LOOK_BACK)
         try:
             async for part in inbox:
                 if is_audio(part):
@@ -244,26 +251,29 @@ class SpeechToText:
                         await outbox.send(error_part(error))
                         continue
                     level = _rms(pcm16)
+                    position += len(pcm16) / 2 / rate
                     if current is not None:
                         current.rate = rate
                         current.add(pcm16, level)
                         continue
-                    # Keep the last ``pre_roll`` seconds for the next utterance.
-                    recent.append((rate, pcm16, level))
-                    recent_bytes += len(pcm16)
-                    while recent and recent_bytes - len(recent[0][1]) >= self.pre_roll * rate * 2:
-                        recent_bytes -= len(recent.popleft()[1])
+                    # Keep the last seconds for the next utterance's pre-roll.
+                    recent.append((rate, pcm16, level, position))
+                    while recent and recent[0][3] <= position - keep:
+                        recent.popleft()
                 elif is_start_of_speech(part):
                     if current is not None:
                         current.ended = current.end_sent = True
                         current.wakeup.set()
                     current = _Utterance()
-                    for rate, pcm16, level in recent:
-                        if current.rate in (None, rate):
+                    begin = position - self.pre_roll
+                    at = part.metadata.get("at")
+                    if isinstance(at, int | float) and at < begin:
+                        begin = max(at, position - keep)
+                    for rate, pcm16, level, end in recent:
+                        if end > begin + 1e-9 and current.rate in (None, rate):
                             current.rate = rate
                             current.add(pcm16, level)
                     recent.clear()
-                    recent_bytes = 0
                     await utterances.send(current)
                     await outbox.send(part)
                 elif is_end_of_speech(part) and current is not None:

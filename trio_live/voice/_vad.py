@@ -28,6 +28,9 @@ Invariants:
   that made the decision); both are stream times.
 * While ``model_speaking`` is set, the echo threshold and echo minimum speech
   apply instead (the model's own voice from the speakers must not barge in).
+  The start is then decided late, but its ``at`` reaches back (at most
+  ``echo_lookback`` seconds) to where the sound began by the ordinary
+  thresholds, so that speech to text hears the user's first words too.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ class VadConfig:
         padding: seconds added before a start and after an end (``at``).
         echo_threshold: the threshold while the model is speaking.
         echo_min_speech: the minimum speech while the model is speaking.
+        echo_lookback: while the model is speaking, the most seconds a
+            start's ``at`` reaches back before the frames that passed the
+            echo threshold, to where the sound began by the ordinary
+            thresholds (the user's first words, often quieter).
     """
 
     threshold: float = attrs.field(default=0.5, validator=_check_fraction)
@@ -70,6 +77,7 @@ class VadConfig:
     padding: float = attrs.field(default=0.1, validator=_check_seconds)
     echo_threshold: float = attrs.field(default=0.85, validator=_check_fraction)
     echo_min_speech: float = attrs.field(default=0.5, validator=_check_seconds)
+    echo_lookback: float = attrs.field(default=1.0, validator=_check_seconds)
 
 
 @attrs.frozen(kw_only=True)
@@ -118,6 +126,10 @@ class VadMachine:
     _onset_speech: float = attrs.field(init=False, default=0.0)
     _silence_at: float = attrs.field(init=False, default=0.0)
     _last_end: float = attrs.field(init=False, default=0.0)
+    # Where sound began by the ordinary thresholds (None: silence), and where
+    # it last went quiet (None: not quiet); used for ``at`` under the echo guard.
+    _sound_at: float | None = attrs.field(init=False, default=None)
+    _sound_quiet_at: float | None = attrs.field(init=False, default=None)
 
     @property
     def state(self) -> VadState:
@@ -155,6 +167,7 @@ class VadMachine:
             raise ValueError(f"frames must come in stream order, got {start!r} after {self._now!r}")
         self._now = end
         config = self.config
+        self._follow_sound(probability, start, end)
         if self.model_speaking:
             threshold, min_speech = config.echo_threshold, config.echo_min_speech
         else:
@@ -204,14 +217,32 @@ class VadMachine:
         """Forget everything: back to silence at stream time 0."""
         self._state = VadState.SILENCE
         self._now = self._last_end = 0.0
+        self._sound_at = self._sound_quiet_at = None
+
+    def _follow_sound(self, probability: float, start: float, end: float) -> None:
+        # What an ordinary (no echo guard) machine would call the start of
+        # the current stretch of sound, gaps shorter than silence_to_end included.
+        config = self.config
+        if probability >= config.threshold:
+            if self._sound_at is None:
+                self._sound_at = start
+            self._sound_quiet_at = None
+        elif probability < config.threshold - config.hysteresis and self._sound_at is not None:
+            if self._sound_quiet_at is None:
+                self._sound_quiet_at = start
+            if end - self._sound_quiet_at >= config.silence_to_end - 1e-9:
+                self._sound_at = self._sound_quiet_at = None
 
     def _onset(self, speech: float, end: float, min_speech: float) -> list[SpeechEvent]:
         self._onset_speech += speech
         if self._onset_speech < min_speech - 1e-9:
             return _NO_EVENTS
         self._state = VadState.SPEECH
+        at = self._onset_at
+        if self.model_speaking and self._sound_at is not None:
+            at = max(min(at, self._sound_at), at - self.config.echo_lookback)
         # Padding never reaches back into the previous utterance.
-        at = max(self._onset_at - self.config.padding, self._last_end, 0.0)
+        at = max(at - self.config.padding, self._last_end, 0.0)
         return [SpeechEvent(kind="start", at=at, detected_at=end)]
 
     def _trailing(self, end: float) -> list[SpeechEvent]:
