@@ -188,6 +188,9 @@ class LocalModel:
         max_tokens: the longest answer, in tokens.
         temperature: sampling temperature (0 is greedy).
         top_p: nucleus sampling threshold.
+        repeat_penalty: how much less likely tokens already in the context
+            become (1.0: not at all; about 1.1-1.3 keeps a small model out of
+            repetition loops).
         n_threads: CPU threads for generation. One is the default: llama.cpp's
             threads wait for each other between steps by spinning, so when
             another program (or the session's own audio work) takes a core,
@@ -204,6 +207,7 @@ class LocalModel:
     max_tokens: int = 256
     temperature: float = 0.2
     top_p: float = 0.9
+    repeat_penalty: float = 1.0
     n_threads: int = 1
     n_ctx: int = 2048
     llama: Llama | None = None
@@ -226,6 +230,8 @@ class LocalModel:
             raise ValueError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if not self.repeat_penalty > 0:
+            raise ValueError(f"repeat_penalty must be > 0, got {self.repeat_penalty}")
 
     async def load(self) -> None:
         """Load the model now, if it is not loaded yet (it loads on first use otherwise).
@@ -325,6 +331,7 @@ class LocalModel:
                 max_tokens=self.max_tokens,
                 temperature=self.temperature,
                 top_p=self.top_p,
+                repeat_penalty=self.repeat_penalty,
                 stream=True,
             )
         except (ValueError, RuntimeError) as exc:
