@@ -11,6 +11,7 @@ import trio.testing
 from trio_live import Part, is_end_of_speech, is_text, text_part, transcription
 from trio_live._errors import ModelError
 from trio_live._model import PromptStream
+from trio_live._prompt import RollingPrompt
 from trio_live.testing import ScriptedModel
 from trio_live.voice import EspeakTts, duration, read_wav
 from trio_live.voice._demo import (
@@ -165,3 +166,49 @@ async def test_warm_up_stops_the_model_after_its_first_output(
     assert seen == [["Hello."]]
     assert len(sent) <= 2
     assert trio.current_time() < 1.0
+
+
+def test_the_demo_uses_the_local_model_with_short_english_answers() -> None:
+    from trio_live.models.local import LocalModel
+    from trio_live.voice._demo import REPEAT_PENALTY, SYSTEM, _model
+
+    args = argparse.Namespace(model_url=None, system_instruction=None)
+    model = _model(args)
+    assert isinstance(model, LocalModel)
+    assert (model.system, model.repeat_penalty) == (SYSTEM, REPEAT_PENALTY)
+    assert "English" in SYSTEM
+    assert "short" in SYSTEM
+    assert model.max_tokens <= 60
+    args.system_instruction = "Be terse."
+    assert getattr(_model(args), "system", None) == "Be terse."
+
+
+async def test_local_model_passes_the_repeat_penalty_to_llama() -> None:
+    from trio_live.models.local import LocalModel
+
+    class Llama:
+        options: dict[str, Any] = {}  # noqa: RUF012
+
+        def n_ctx(self) -> int:
+            return 512
+
+        def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+            return list(text)
+
+        def detokenize(self, tokens: list[int]) -> bytes:
+            return bytes(tokens)
+
+        def create_chat_completion(self, messages: Any, **options: Any) -> Any:
+            Llama.options = options
+            return iter([{"choices": [{"delta": {"content": "Hi."}}]}])
+
+    model = LocalModel(llama=Llama(), repeat_penalty=1.2, max_tokens=8)
+    send, receive = trio.open_memory_channel[Part](10)
+    rolling = RollingPrompt()
+    rolling.add(text_part("Hello.", role="user"), 0.0)
+    with trio.fail_after(10):
+        await model(PromptStream(rolling.finalize(0.0)), send)
+    assert receive.receive_nowait().text == "Hi."
+    assert Llama.options["repeat_penalty"] == 1.2
+    with pytest.raises(ValueError, match="repeat_penalty"):
+        LocalModel(repeat_penalty=0.0)

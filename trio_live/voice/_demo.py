@@ -71,6 +71,8 @@ SYSTEM = (
     "You are a friendly English-speaking voice assistant. "
     "Reply in English only, with one or two short, simple sentences."
 )
+#: Keeps SmolLM2-135M out of loops like "a cat, a cat, a cat...".
+REPEAT_PENALTY = 1.2
 #: Seconds of microphone silence after the last line (time for the answer).
 TAIL = 8.0
 
@@ -444,7 +446,9 @@ def _model(args: argparse.Namespace) -> TurnModel:
 
         return ScriptedModel()
     local: TurnModel = LocalModel(
-        system=getattr(args, "system_instruction", None) or SYSTEM, max_tokens=80
+        system=getattr(args, "system_instruction", None) or SYSTEM,
+        max_tokens=60,
+        repeat_penalty=REPEAT_PENALTY,
     )
     return local
 
