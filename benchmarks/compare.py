@@ -5,8 +5,8 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/compare.py            # full run, ~5-10 minutes
     .venv/bin/python benchmarks/compare.py --quick    # smoke run, ~1 minute
 
-On first use it makes ``benchmarks/.venv-gp`` with ``genai-processors==2.0.3``
-and matplotlib (about 40 s). Then, round after round, it runs each scenario
+On first use it makes ``benchmarks/.venv-gp`` with ``genai-processors==2.0.3``,
+matplotlib and py-spy (about 40 s). Then, round after round, it runs each scenario
 for trio_live and for genai-processors in turn (A B A B), each in a fresh
 process of its own venv's Python, with the same seed. It prints a line per
 scenario and round, then the table, and writes:
@@ -44,7 +44,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 GP_VENV = HERE / ".venv-gp"
 GP_PYTHON = GP_VENV / "bin" / "python"
-GP_REQUIREMENTS = ("genai-processors==2.0.3", "matplotlib")
+# py-spy is there to profile either library: benchmarks/.venv-gp/bin/py-spy record -- ...
+GP_REQUIREMENTS = ("genai-processors==2.0.3", "matplotlib", "py-spy")
 RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "results.md"
 RESULTS_PNG = HERE / "results.png"
@@ -67,7 +68,7 @@ def say(message: str) -> None:
 
 
 def _gp_ready() -> bool:
-    if not GP_PYTHON.exists():
+    if not GP_PYTHON.exists() or not (GP_VENV / "bin" / "py-spy").exists():
         return False
     probe = "import importlib.metadata as m, matplotlib; print(m.version('genai-processors'))"
     result = subprocess.run([GP_PYTHON, "-c", probe], capture_output=True, text=True)
