@@ -439,7 +439,7 @@ def _ratio_check(scenario: str, op: str, bound: float) -> Check:
         if ratio is None:
             return None, "not measured"
         met = ratio <= bound if op == "≤" else ratio >= bound
-        return met, f"{ratio:.2f}×"
+        return met, f"{ratio:.3f}×"
 
     return check
 
