@@ -459,3 +459,26 @@ async def test_finished_playback_keeps_the_whole_answer(autojump_clock: trio.abc
         assert texts(session.history())[4:] == ["q2", "c", "q3"]
     with pytest.raises(ValueError, match="chars"):
         session.report_playback(1, -1)
+
+
+async def test_input_keeps_its_order_whichever_way_it_enters(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Plain parts sent while the session idles are taken at once; markers go
+    # through the input channel. Sent back to back, they keep their order.
+    model = ScriptedModel(["r1", "r2"])
+    async with LiveSession(model, end_of_input=EndOfInput.NEVER) as session:
+        await trio.testing.wait_all_tasks_blocked()
+        for part in (
+            text_part("a"),
+            end_of_turn("b"),
+            text_part("c"),
+            text_part("d"),
+            end_of_turn(),
+            text_part("e"),
+        ):
+            await session.send(part)
+        session.close_input()
+        outputs = [p async for p in session]
+    assert [p.text for p in outputs if not is_turn_complete(p)] == ["r1", "r2"]
+    assert texts(session.history()) == ["a", "b", "r1", "c", "d", "r2", "e"]

@@ -77,9 +77,14 @@ class PromptStream:
         """
         cursor = self._cursor
         parts = cursor.take()
-        while not cursor.exhausted:
-            await self._wait()
-            parts.extend(cursor.take())
+        # Only the trigger wakes us, not every part added meanwhile.
+        cursor.wake_on_add = False
+        try:
+            while not cursor.exhausted:
+                await self._wait()
+                parts.extend(cursor.take())
+        finally:
+            cursor.wake_on_add = True
         await trio.lowlevel.checkpoint_if_cancelled()
         return parts
 
@@ -88,13 +93,20 @@ class PromptStream:
         if cursor.available() or cursor.exhausted:
             await trio.lowlevel.checkpoint()
             return
-        event = trio.Event()
-        cursor.waker = event.set
-        try:
-            await event.wait()
-        finally:
-            if cursor.waker == event.set:
+        # Park this task until the cursor calls its waker (no Event per
+        # wait: this runs once per part for a model that streams).
+        task = trio.lowlevel.current_task()
+
+        def wake() -> None:
+            trio.lowlevel.reschedule(task)
+
+        def abort(raise_cancel: object) -> trio.lowlevel.Abort:
+            if cursor.waker is wake:
                 cursor.waker = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        cursor.waker = wake
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
 
 TurnModel: TypeAlias = Callable[[PromptStream, trio.abc.SendChannel[Part]], Awaitable[None]]

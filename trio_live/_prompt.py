@@ -53,6 +53,8 @@ class Cursor:
     _end: int | None = None
     #: Called once, then cleared, when parts are added or the prompt is finalized.
     waker: Callable[[], None] | None = None
+    #: False: the waker is called only when the prompt is finalized.
+    wake_on_add: bool = True
 
     @property
     def position(self) -> int:
@@ -178,8 +180,9 @@ class RollingPrompt:
         cap = self.max_parts
         if cap is not None and index + 1 - self._start > cap:
             self._cut(now)
-        if self._cursor.waker is not None:
-            self._cursor._wake()
+        cursor = self._cursor
+        if cursor.waker is not None and cursor.wake_on_add:
+            cursor._wake()
 
     def stash(self, part: Part) -> None:
         """Keep ``part`` aside until `apply_stash` (used while the model answers)."""

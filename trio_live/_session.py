@@ -23,8 +23,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import math
+import types
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import attrs
 import trio
@@ -33,6 +35,10 @@ from ._errors import SessionClosedError
 from ._groups import raise_single
 from ._model import PromptStream, TurnModel
 from ._parts import (
+    EMPTY_METADATA,
+    INTERRUPTED_MIMETYPE,
+    MARKER_MIMETYPES,
+    TURN_COMPLETE_MIMETYPE,
     TURN_STATS_MIMETYPE,
     Part,
     error_part,
@@ -40,7 +46,6 @@ from ._parts import (
     is_marker,
     is_text,
     status_part,
-    turn_complete,
 )
 from ._policy import (
     AWAIT,
@@ -74,6 +79,7 @@ class _Generation:
     cursor: Cursor
     first_index: int
     turn: int = 0
+    tag: Mapping[str, Any] = EMPTY_METADATA
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     released: trio.Event = attrs.field(factory=trio.Event)
     exited: trio.Event = attrs.field(factory=trio.Event)
@@ -108,12 +114,14 @@ class _Output(trio.abc.SendChannel[Part]):
             await gen.released.wait()
         # Output is tagged with its turn (a player reports playback by turn).
         if value.role != "model" or value.metadata.get("turn") != gen.turn:
+            metadata = value.metadata
             value = Part(
                 content=value.content,
                 mimetype=value.mimetype,
                 role="model",
                 substream=value.substream,
-                metadata={**value.metadata, "turn": gen.turn},
+                # One read-only {"turn": n} shared by the turn's plain parts.
+                metadata=gen.tag if not metadata else {**metadata, "turn": gen.turn},
             )
         await self._outbox.send(value)
         if gen.first_output_at is None:
@@ -202,6 +210,8 @@ class LiveSession:
     _send_in: trio.MemorySendChannel[Part] | None = attrs.field(init=False, default=None)
     _receive_out: trio.MemoryReceiveChannel[Part] | None = attrs.field(init=False, default=None)
     _stack: contextlib.AsyncExitStack | None = attrs.field(init=False, default=None)
+    # True while the pump waits on an empty inbox (see `send`).
+    _pump_waiting: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         self._prompt = RollingPrompt(window=self.window, max_parts=self.max_parts)
@@ -279,20 +289,29 @@ class LiveSession:
         while True:
             # Ready parts are taken without a checkpoint each (trio's receive
             # checkpoints every time); we yield once per batch instead.
+            # (No await inside an except clause: the WouldBlock would stay
+            # alive, with its traceback, for the whole wait.)
             try:
                 part = receive_nowait()
-                taken += 1
-                if taken >= _BATCH:
-                    taken = 0
-                    await trio.lowlevel.checkpoint()
             except trio.WouldBlock:
+                part = None
+            except trio.EndOfChannel:
+                return
+            if part is None:
                 taken = 0
+                # Only the context-manager form's `send` reads this flag.
+                self._pump_waiting = True
                 try:
                     part = await inbox.receive()
                 except trio.EndOfChannel:
                     return
-            except trio.EndOfChannel:
-                return
+                finally:
+                    self._pump_waiting = False
+            else:
+                taken += 1
+                if taken >= _BATCH:
+                    taken = 0
+                    await trio.lowlevel.checkpoint()
             for action in decide(part):
                 kind = type(action)
                 if kind is AddToPrompt:
@@ -303,6 +322,14 @@ class LiveSession:
                     await self._control(action)  # type: ignore[arg-type]
                 else:
                     await outbox.send(action.part)  # type: ignore[union-attr]
+
+    def _take_plain(self, part: Part) -> None:
+        # The policy's fast path: plain input is added or stashed, nothing else.
+        (action,) = self._policy.receive(part)
+        if type(action) is AddToPrompt:
+            self._prompt.add(part, trio.current_time())
+        else:
+            self._prompt.stash(part)
 
     async def _control(self, action: Control) -> None:
         current = self._current
@@ -317,6 +344,7 @@ class LiveSession:
             gen.triggered_at = now
             self._turns_started += 1
             gen.turn = self._turns_started
+            gen.tag = types.MappingProxyType({"turn": gen.turn})
             self._current = gen
             self._pending = self._spawn()
             gen.released.set()
@@ -419,12 +447,20 @@ class LiveSession:
 
     async def _close_turn(self, gen: _Generation, outbox: trio.MemorySendChannel[Part]) -> None:
         cancelled = gen.scope.cancelled_caught
-        tag = {"turn": gen.turn}
+        tag = gen.tag
+        markers = []
         if gen.error is not None:
-            await outbox.send(error_part(gen.error).with_metadata(**tag))
+            markers.append(error_part(gen.error).with_metadata(**tag))
         if cancelled:
-            await outbox.send(interrupted().replace(metadata=tag))
-        await outbox.send(turn_complete().replace(metadata=tag))
+            markers.append(Part(mimetype=INTERRUPTED_MIMETYPE, role="model", metadata=tag))
+        markers.append(Part(mimetype=TURN_COMPLETE_MIMETYPE, role="model", metadata=tag))
+        # Back to back, with one checkpoint (more only if the output is full).
+        await trio.lowlevel.checkpoint_if_cancelled()
+        for marker in markers:
+            try:
+                outbox.send_nowait(marker)
+            except trio.WouldBlock:
+                await outbox.send(marker)
         stats = TurnStats(
             turn=gen.turn,
             triggered_at=gen.triggered_at,
@@ -440,6 +476,8 @@ class LiveSession:
         self._recent.append(stats)
         if self.emit_stats:
             await outbox.send(status_part(stats.as_dict(), mimetype=TURN_STATS_MIMETYPE))
+        else:
+            await trio.lowlevel.checkpoint()
 
     # -- the context-manager form -------------------------------------------
 
@@ -481,6 +519,22 @@ class LiveSession:
         send_in = self._send_in
         if send_in is None:
             raise RuntimeError("use 'async with LiveSession(...)' before sending")
+        if self._pump_waiting:
+            if (
+                not part.substream
+                and part.metadata is EMPTY_METADATA
+                and part.mimetype not in MARKER_MIMETYPES
+            ):
+                # Plain input (audio, text) while the pump waits on an empty
+                # inbox: nothing is queued ahead of it, so it is taken here,
+                # saving a task switch per part. Like a channel send, a
+                # cancelled call took nothing.
+                await trio.lowlevel.checkpoint_if_cancelled()
+                self._take_plain(part)
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
+            # This part goes to the pump; what follows queues behind it.
+            self._pump_waiting = False
         try:
             await send_in.send(part)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
@@ -488,6 +542,7 @@ class LiveSession:
 
     def close_input(self) -> None:
         """End the input: the session finishes its last answer, then ends its output."""
+        self._pump_waiting = False
         if self._send_in is not None:
             self._send_in.close()
 
