@@ -22,7 +22,7 @@ def block_containing(marker: str) -> str:
 
 
 def test_quick_start_runs(capsys: Any) -> None:
-    code = block_containing("trio.run(main)")
+    code = block_containing("async def counting_model")
     exec(compile(code, "README quick start", "exec"), {"__name__": "readme"})
     out = capsys.readouterr().out.splitlines()
     assert out == [
@@ -38,3 +38,20 @@ def test_mock_clock_example_passes() -> None:
     exec(compile(block_containing("autojump_clock"), "README test", "exec"), namespace)
     clock = trio.testing.MockClock(autojump_threshold=0)
     trio.run(namespace["test_barge_in"], clock, clock=clock)
+
+
+def test_every_python_block_compiles_and_imports_exist() -> None:
+    import ast
+    import importlib
+
+    blocks = python_blocks()
+    assert len(blocks) > 5
+    for block in blocks:
+        tree = compile(
+            block, "README", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        )
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("trio_live"):
+                module = importlib.import_module(node.module or "")
+                for alias in node.names:
+                    assert hasattr(module, alias.name), f"{node.module}.{alias.name}"
