@@ -409,6 +409,22 @@ async def test_pause_after_half_a_segment_commits_it(autojump_clock: trio.abc.Cl
     assert clips == [0.3, 0.9, 0.6, 0.6]
 
 
+async def test_recognition_that_ends_where_a_pause_begins_is_a_segment(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    recognizer = AsyncWordRecognizer(delay=0.2)
+    stage = SpeechToText(recognizer, max_segment=1.0, partial_every=0.5)
+    speech = tone(3000, 0.5) + silence(0.4) + tone(4000, 0.5) + silence(0.4)
+    script = [start_of_speech(), *paced(speech), end_of_speech()]
+    output = await run_stage(stage, script)
+    assert transcriptions(output)[-1] == ("w3 w4", True)
+    # The partial over the first word ended just as the pause began; the
+    # pause heard after it made it a segment: the first word is never
+    # recognized again (without that: 0.5, 1.0, 1.5).
+    clips = [round(seconds, 2) for _, seconds in recognizer.calls]
+    assert clips == [0.5, 0.5, 1.0]
+
+
 async def test_empty_final_emits_nothing(autojump_clock: trio.abc.Clock) -> None:
     stage = SpeechToText(AsyncWordRecognizer())
     script = [start_of_speech(), *paced(silence(1.0)), end_of_speech(), text_part("hi")]

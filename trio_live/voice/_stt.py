@@ -26,8 +26,9 @@
 * Speech longer than ``max_segment`` seconds is cut into segments that are
   recognized once and kept (Moonshine returns nothing for clips over about
   8 s). A cut falls in the middle of the longest pause in the second half of
-  the segment (or its quietest 20 ms); a recognition made at a pause after
-  at least half of ``max_segment`` is kept as a segment as it is. Moonshine
+  the segment (or its quietest 20 ms); a recognition of at least half of
+  ``max_segment`` that ends in a pause (quiet just before its end, or just
+  after it once that audio arrives) is kept as a segment as it is. Moonshine
   hears a clip that starts inside a sentence less well, so cuts are only made
   where needed.
 
@@ -135,13 +136,17 @@ class _Utterance:
 
     def quiet_since(self, offset: int, ratio: float) -> bool:
         # All audio after ``offset`` is quiet (and some speech came before).
-        if self.peak <= 0.0 or ratio <= 0.0:
+        return self.quiet_between(offset, self.size, ratio)
+
+    def quiet_between(self, begin: int, end: int, ratio: float) -> bool:
+        # The audio from ``begin`` to ``end`` has arrived and is all quiet.
+        if self.peak <= 0.0 or ratio <= 0.0 or end > self.size:
             return False
         limit = self.peak * ratio
-        for end, level in reversed(self.levels):
-            if end <= offset:
+        for part_end, level in reversed(self.levels):
+            if part_end <= begin:
                 break
-            if level > limit:
+            if part_end <= end and level > limit:
                 return False
         return True
 
@@ -374,10 +379,14 @@ class SpeechToText:
                 committed.append(await self._call(lane, pcm16[:cut], rate))
                 cut_total += cut
                 pcm16 = pcm16[cut:]
-            pause = utterance.quiet_since(end - int(self.pause * rate) * 2, self.quiet_ratio)
             text = await self._call(lane, pcm16, rate) if pcm16 else ""
+            # A long stretch that ends in a pause (heard before or after it)
+            # is a segment already.
+            pause_bytes = int(self.pause * rate) * 2
+            pause = utterance.quiet_between(
+                end - pause_bytes, end, self.quiet_ratio
+            ) or utterance.quiet_between(end, end + pause_bytes, self.quiet_ratio)
             if pause and len(pcm16) >= max_bytes // 2:
-                # A long stretch that ends in a pause is a segment already.
                 committed.append(text)
                 cut_total += len(pcm16)
                 text = ""
