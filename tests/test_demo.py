@@ -19,6 +19,7 @@ from trio_live.voice._demo import (
     add_arguments,
     load_conversation,
     microphone_track,
+    prepare,
     run_demo,
     warm_up,
 )
@@ -212,3 +213,26 @@ async def test_local_model_passes_the_repeat_penalty_to_llama() -> None:
     assert Llama.options["repeat_penalty"] == 1.2
     with pytest.raises(ValueError, match="repeat_penalty"):
         LocalModel(repeat_penalty=0.0)
+
+
+async def test_prepare_loads_two_recognizers() -> None:
+    from trio_live.voice import PocketSphinxRecognizer
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--stt", "pocketsphinx", "--model", "http://127.0.0.1:9", "--model-name", "m"]
+    )
+    with trio.fail_after(60):
+        model, stt = await prepare(args)
+    assert isinstance(stt.recognizer, PocketSphinxRecognizer)
+    assert isinstance(stt.final_recognizer, PocketSphinxRecognizer)
+    assert stt.final_recognizer is not stt.recognizer
+    aclose = getattr(model, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    args = parser.parse_args(
+        ["--stt", "nonesuch", "--model", "http://127.0.0.1:9", "--model-name", "m"]
+    )
+    with pytest.raises(ValueError, match="nonesuch"):
+        await prepare(args)

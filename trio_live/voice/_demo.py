@@ -41,6 +41,7 @@ import trio.testing
 
 from .._chain import run_chain
 from .._errors import LiveError
+from .._groups import raise_single
 from .._model import PromptStream, TurnModel
 from .._parts import (
     Part,
@@ -518,28 +519,36 @@ class _HeldTts(EspeakTts):
 async def prepare(args: argparse.Namespace) -> tuple[TurnModel, Any]:
     """Load what the demo needs: the model and the speech-to-text stage.
 
-    Two recognizers are loaded (in worker threads, with the model), so the
-    final transcript never waits for a partial one still running; a local
-    model is warmed up.
+    Two recognizers are loaded in worker threads (the second one while the
+    model loads), so the final transcript never waits for a partial one
+    still running; a local model is warmed up.
+
+    Raises:
+        SpeechError: no speech-to-text back end is installed.
+        ModelError: the local model cannot be loaded.
     """
     from ._stt import SpeechToText
     from ._stt_backends import load_recognizer
 
     model = _model(args)
-    recognizers: list[Any] = [None, None]
+    # The first one alone: a missing back end fails here, plainly.
+    first: Any = await trio.to_thread.run_sync(load_recognizer, args.stt)
+    second: list[Any] = []
 
-    async def load_recognizer_into(index: int) -> None:
-        recognizers[index] = await trio.to_thread.run_sync(load_recognizer, args.stt)
+    async def load_second() -> None:
+        second.append(await trio.to_thread.run_sync(load_recognizer, args.stt))
 
     load = getattr(model, "load", None)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(load_recognizer_into, 0)
-        nursery.start_soon(load_recognizer_into, 1)
-        if load is not None:
-            nursery.start_soon(load)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(load_second)
+            if load is not None:
+                nursery.start_soon(load)
+    except BaseExceptionGroup as group:
+        raise_single(group)
     if load is not None:
         await warm_up(model)
-    return model, SpeechToText(recognizers[0], final_recognizer=recognizers[1])
+    return model, SpeechToText(first, final_recognizer=second[0])
 
 
 async def _main(args: argparse.Namespace) -> int:
