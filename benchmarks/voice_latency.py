@@ -21,7 +21,14 @@ import trio
 
 from trio_live import Part, audio_part
 from trio_live.voice import VadStage, make_backend
-from trio_live.voice._demo import load_conversation, microphone_track, prepare, run_demo, summary
+from trio_live.voice._demo import (
+    load_conversation,
+    microphone_track,
+    prepare,
+    run_demo,
+    summary,
+    warm_up,
+)
 
 
 async def vad_rtf(backend: str, track: bytes) -> float:
@@ -50,6 +57,10 @@ async def main(args: argparse.Namespace) -> None:
         stt = attrs.evolve(stt, final_recognizer=None)
     timings = []
     for run in range(args.runs):
+        if getattr(model, "load", None) is not None:
+            # As a fresh demo: llama.cpp's cache must not hold the previous
+            # run's conversation (the first turn would find its prompt there).
+            await warm_up(model)
         result = await run_demo(model, stt, lines=lines, write=lambda _: None)
         for timing in result.log.timings.values():
             timings.append(timing)
