@@ -176,7 +176,7 @@ def test_the_demo_uses_the_local_model_with_short_english_answers() -> None:
     args = argparse.Namespace(model_url=None, system_instruction=None)
     model = _model(args)
     assert isinstance(model, LocalModel)
-    assert (model.system, model.repeat_penalty) == (SYSTEM, REPEAT_PENALTY)
+    assert (model.system_instruction, model.repeat_penalty) == (SYSTEM, REPEAT_PENALTY)
     assert "English" in SYSTEM
     assert "short" in SYSTEM
     assert model.max_tokens <= 60

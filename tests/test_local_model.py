@@ -196,7 +196,7 @@ def test_fit_cuts_the_start_of_a_newest_message_too_long() -> None:
 
 async def test_streams_each_delta_as_a_model_text_part() -> None:
     fake = FakeLlama()
-    model = LocalModel(llama=fake, system="Be short.", max_tokens=32, temperature=0.5)
+    model = LocalModel(llama=fake, system_instruction="Be short.", max_tokens=32, temperature=0.5)
     with trio.fail_after(5):
         parts = await answer(model, prompt_of(text_part("Hello"), end_of_turn()))
     assert [(p.text, p.role) for p in parts] == [

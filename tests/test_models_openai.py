@@ -37,12 +37,12 @@ from trio_live import (
 )
 from trio_live.models import (
     GeminiModel,
+    LocalModel,
     OpenAIChatModel,
     add_model_arguments,
     model_from_args,
     model_from_spec,
 )
-from trio_live.testing import ScriptedModel
 
 KEY = "sk-test-SECRET-0123456789"
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
@@ -663,13 +663,9 @@ def test_model_from_spec_errors(
 
 
 def test_no_url_gives_the_local_model() -> None:
-    model = model_from_spec(None)
-    try:
-        from trio_live.models.local import LocalModel  # type: ignore[import-not-found, unused-ignore]
-    except ModuleNotFoundError:
-        assert isinstance(model, ScriptedModel)
-    else:
-        assert isinstance(model, LocalModel)
+    model = model_from_spec(None, system_instruction="Be brief.")
+    assert isinstance(model, LocalModel)
+    assert model.system_instruction == "Be brief."
 
 
 def test_command_line_options() -> None:

@@ -61,7 +61,7 @@ def model_from_spec(
         provider: ``"openai"`` or ``"gemini"`` to override the guess from
             the URL.
         api_key: the key; by default ``$OPENAI_API_KEY`` or ``$GEMINI_API_KEY``.
-        system_instruction: the system instruction of a remote model.
+        system_instruction: the system instruction.
 
     The HTTP models own a client: close them with ``await model.aclose()``
     (or ``async with``) when done.
@@ -74,7 +74,7 @@ def model_from_spec(
     if url is None:
         if model is not None or provider is not None:
             raise ValueError("a model name or provider needs a server URL (--model URL)")
-        return _local_model()
+        return _local_model(system_instruction)
     if not model:
         raise ValueError(f"the server {url!r} needs a model name (--model-name NAME)")
     alias = url.strip().lower()
@@ -95,16 +95,10 @@ def model_from_spec(
     )
 
 
-def _local_model() -> TurnModel:
-    try:
-        from .local import LocalModel  # type: ignore[import-not-found, unused-ignore]
-    except ModuleNotFoundError as error:
-        if error.name != f"{__package__}.local":
-            raise
-        from ..testing import ScriptedModel
+def _local_model(system_instruction: str | None) -> TurnModel:
+    from .local import LocalModel
 
-        return ScriptedModel()
-    model: TurnModel = LocalModel()
+    model: TurnModel = LocalModel(system_instruction=system_instruction)
     return model
 
 

