@@ -181,7 +181,7 @@ def test_the_demo_uses_the_local_model_with_short_english_answers() -> None:
     assert "short" in SYSTEM
     assert model.max_tokens <= 60
     args.system_instruction = "Be terse."
-    assert getattr(_model(args), "system", None) == "Be terse."
+    assert getattr(_model(args), "system_instruction", None) == "Be terse."
 
 
 async def test_local_model_passes_the_repeat_penalty_to_llama() -> None:
