@@ -92,7 +92,7 @@ async def test_the_demo_conversation_runs_the_same_way_every_time(
     events, timings, history, printed = first
     assert first[:3] == second[:3]
     assert [e for e in events if e[0] in ("heard", "interrupted", "turn complete")] == [
-        ("heard", "Hello, what is the capital of France?"),
+        ("heard", "Hi there, what is the capital of France?"),
         ("turn complete", 1),
         ("heard", "Tell me a short story about a cat."),
         ("turn complete", 2),  # the text was all sent; its audio was still playing
