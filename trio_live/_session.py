@@ -22,29 +22,23 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import math
 import types
-from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 import attrs
 import trio
 
 from ._errors import SessionClosedError
+from ._generation import Generation, GenerationOutput, heard_prefix
 from ._groups import raise_single
 from ._model import PromptStream, TurnModel
 from ._parts import (
     EMPTY_METADATA,
-    INTERRUPTED_MIMETYPE,
     MARKER_MIMETYPES,
-    TURN_COMPLETE_MIMETYPE,
     TURN_STATS_MIMETYPE,
     Part,
-    error_part,
     interrupted,
-    is_marker,
-    is_text,
     status_part,
 )
 from ._policy import (
@@ -62,78 +56,13 @@ from ._policy import (
     TriggerMode,
     TurnPolicy,
 )
-from ._prompt import DEFAULT_MAX_PARTS, DEFAULT_WINDOW, Cursor, RollingPrompt
+from ._prompt import DEFAULT_MAX_PARTS, DEFAULT_WINDOW, RollingPrompt
 from ._stats import SessionStatistics, TurnStats
 
 # How many ready input parts the pump takes before it yields to other tasks.
 _BATCH = 64
 # How many recent turns `LiveSession.statistics` keeps.
 _RECENT_TURNS = 100
-
-
-@attrs.define(eq=False)
-class _Generation:
-    """One call of the turn model."""
-
-    number: int
-    cursor: Cursor
-    first_index: int
-    turn: int = 0
-    tag: Mapping[str, Any] = EMPTY_METADATA
-    scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
-    released: trio.Event = attrs.field(factory=trio.Event)
-    exited: trio.Event = attrs.field(factory=trio.Event)
-    delivered: list[Part] = attrs.field(factory=list)
-    output_parts: int = 0
-    prompt_parts: int = 0
-    triggered_at: float = math.nan
-    first_output_at: float | None = None
-    barge_in_at: float | None = None
-    error: Exception | None = None
-    #: Characters of the answer the listener reported hearing.
-    heard: int = 0
-
-
-class _Output(trio.abc.SendChannel[Part]):
-    """The channel a generation sends its output into."""
-
-    def __init__(self, gen: _Generation, outbox: trio.MemorySendChannel[Part]) -> None:
-        self._gen = gen
-        self._outbox = outbox
-        self._closed = False
-
-    async def send(self, value: Part) -> None:
-        """Deliver ``value`` once the turn is triggered.
-
-        If cancelled, the part was not delivered and is not in the history.
-        """
-        gen = self._gen
-        if self._closed or gen.exited.is_set():
-            raise trio.ClosedResourceError("this generation has ended")
-        if not gen.released.is_set():
-            await gen.released.wait()
-        # Output is tagged with its turn (a player reports playback by turn).
-        if value.role != "model" or value.metadata.get("turn") != gen.turn:
-            metadata = value.metadata
-            value = Part(
-                content=value.content,
-                mimetype=value.mimetype,
-                role="model",
-                substream=value.substream,
-                # One read-only {"turn": n} shared by the turn's plain parts.
-                metadata=gen.tag if not metadata else {**metadata, "turn": gen.turn},
-            )
-        await self._outbox.send(value)
-        if gen.first_output_at is None:
-            gen.first_output_at = trio.current_time()
-        gen.output_parts += 1
-        if not value.substream and not is_marker(value):
-            gen.delivered.append(value)
-
-    async def aclose(self) -> None:
-        """Refuse further sends (the session still ends the turn itself)."""
-        self._closed = True
-        await trio.lowlevel.checkpoint()
 
 
 def _check_buffer(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -195,9 +124,9 @@ class LiveSession:
     _policy: TurnPolicy = attrs.field(init=False)
     _started: bool = attrs.field(init=False, default=False)
     _generations: int = attrs.field(init=False, default=0)
-    _current: _Generation | None = attrs.field(init=False, default=None)
-    _pending: _Generation | None = attrs.field(init=False, default=None)
-    _playing: _Generation | None = attrs.field(init=False, default=None)
+    _current: Generation | None = attrs.field(init=False, default=None)
+    _pending: Generation | None = attrs.field(init=False, default=None)
+    _playing: Generation | None = attrs.field(init=False, default=None)
     _outbox: trio.MemorySendChannel[Part] | None = attrs.field(init=False, default=None)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
     _turns: int = attrs.field(init=False, default=0)
@@ -370,7 +299,7 @@ class LiveSession:
         elif action is FINISH_PLAYBACK:
             self._commit(self._take_playing(), None)
 
-    def _take_playing(self) -> _Generation:
+    def _take_playing(self) -> Generation:
         playing, self._playing = self._playing, None
         assert playing is not None
         return playing
@@ -395,18 +324,18 @@ class LiveSession:
 
     # -- generations ---------------------------------------------------------
 
-    def _spawn(self) -> _Generation:
+    def _spawn(self) -> Generation:
         self._generations += 1
         cursor = self._prompt.pending()
-        gen = _Generation(number=self._generations, cursor=cursor, first_index=cursor.position)
+        gen = Generation(number=self._generations, cursor=cursor, first_index=cursor.position)
         assert self._nursery is not None
         self._nursery.start_soon(self._generate, gen, name=f"trio_live generation {gen.number}")
         return gen
 
-    async def _generate(self, gen: _Generation) -> None:
+    async def _generate(self, gen: Generation) -> None:
         outbox = self._outbox
         assert outbox is not None
-        output = _Output(gen, outbox)
+        output = GenerationOutput(gen, outbox)
         try:
             with gen.scope:
                 try:
@@ -428,7 +357,7 @@ class LiveSession:
         finally:
             gen.exited.set()
 
-    def _end_turn(self, gen: _Generation) -> None:
+    def _end_turn(self, gen: Generation) -> None:
         # Synchronous on purpose: runs in `finally`, possibly cancelled.
         cancelled = gen.scope.cancel_called
         if self._policy.generation_ended(gen.turn, cancelled=cancelled):
@@ -437,26 +366,19 @@ class LiveSession:
             return
         self._commit(gen, gen.heard if cancelled and self.track_playback else None)
 
-    def _commit(self, gen: _Generation, heard: int | None) -> None:
+    def _commit(self, gen: Generation, heard: int | None) -> None:
         # The answer (as far as it was heard), then the stash.
         now = trio.current_time()
         add = self._prompt.add
-        for part in gen.delivered if heard is None else _heard_prefix(gen.delivered, heard):
+        for part in gen.delivered if heard is None else heard_prefix(gen.delivered, heard):
             add(part, now)
         self._prompt.apply_stash(now)
 
-    async def _close_turn(self, gen: _Generation, outbox: trio.MemorySendChannel[Part]) -> None:
+    async def _close_turn(self, gen: Generation, outbox: trio.MemorySendChannel[Part]) -> None:
         cancelled = gen.scope.cancelled_caught
-        tag = gen.tag
-        markers = []
-        if gen.error is not None:
-            markers.append(error_part(gen.error).with_metadata(**tag))
-        if cancelled:
-            markers.append(Part(mimetype=INTERRUPTED_MIMETYPE, role="model", metadata=tag))
-        markers.append(Part(mimetype=TURN_COMPLETE_MIMETYPE, role="model", metadata=tag))
         # Back to back, with one checkpoint (more only if the output is full).
         await trio.lowlevel.checkpoint_if_cancelled()
-        for marker in markers:
+        for marker in gen.closing_markers():
             try:
                 outbox.send_nowait(marker)
             except trio.WouldBlock:
@@ -565,18 +487,3 @@ class LiveSession:
             return await self.receive()
         except trio.EndOfChannel:
             raise StopAsyncIteration from None
-
-
-def _heard_prefix(parts: list[Part], chars: int) -> list[Part]:
-    # The parts as far as the first ``chars`` characters of their text reach.
-    kept: list[Part] = []
-    for part in parts:
-        if is_text(part) and isinstance(part.content, str):
-            if chars <= 0:
-                break
-            if len(part.content) > chars:
-                kept.append(part.replace(content=part.content[:chars]))
-                break
-            chars -= len(part.content)
-        kept.append(part)
-    return kept
