@@ -30,8 +30,7 @@ import logging
 import math
 import random
 from collections.abc import AsyncIterator, Sequence
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import attrs
 import httpx
@@ -45,6 +44,7 @@ from .._errors import (
     RateLimitedError,
     ServerError,
 )
+from .._httpclient import OwnsHTTPClient
 from .._model import PromptStream
 from .._parts import Part, text_part
 from ._sse import ServerSentEvent, SSEDecoder
@@ -86,7 +86,7 @@ class _Attempt:
 
 
 @attrs.define(eq=False, kw_only=True)
-class HTTPTurnModel:
+class HTTPTurnModel(OwnsHTTPClient):
     """The base of the streaming HTTP turn models (see the module docstring).
 
     Args:
@@ -133,41 +133,6 @@ class HTTPTurnModel:
         raise NotImplementedError
 
     # -- the client ----------------------------------------------------------
-
-    def _open_client(self) -> httpx.AsyncClient:
-        client = self._client
-        if client is None or client.is_closed:
-            connect = None if math.isinf(self.connect_timeout) else self.connect_timeout
-            client = self._client = httpx.AsyncClient(
-                transport=self.transport,
-                timeout=httpx.Timeout(None, connect=connect, pool=connect),
-                headers={"user-agent": "trio-live"},
-            )
-        return client
-
-    async def __aenter__(self) -> Self:
-        self._open_client()
-        await trio.lowlevel.checkpoint()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client and its connections (a later turn opens a new one).
-
-        The connections are closed even if this is cancelled.
-        """
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
-        else:
-            await trio.lowlevel.checkpoint()
 
     # -- one turn ------------------------------------------------------------
 

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import wave
-from types import TracebackType
-from typing import Final, Self
+from typing import Final
 
 import attrs
 import httpx
 import trio
 
 from .._errors import MalformedStreamError, ModelError, ModelTimeoutError, ServerError
+from .._httpclient import OwnsHTTPClient
 from ..models._status import error_for_status, parse_retry_after
 from ._stt_backends import check_pcm16
 
@@ -65,7 +64,7 @@ def _message(response: httpx.Response) -> str:
 
 
 @attrs.define(eq=False)
-class HttpRecognizer:
+class HttpRecognizer(OwnsHTTPClient):
     """A recognizer that asks an OpenAI-compatible transcription server.
 
     Use it as an async context manager (or call `aclose`) to close its
@@ -97,38 +96,6 @@ class HttpRecognizer:
     def url(self) -> str:
         """Where the clips are sent."""
         return self.base_url.rstrip("/") + "/audio/transcriptions"
-
-    def _open_client(self) -> httpx.AsyncClient:
-        client = self._client
-        if client is None or client.is_closed:
-            connect = None if math.isinf(self.connect_timeout) else self.connect_timeout
-            client = self._client = httpx.AsyncClient(
-                transport=self.transport,
-                timeout=httpx.Timeout(None, connect=connect, pool=connect),
-                headers={"user-agent": "trio-live"},
-            )
-        return client
-
-    async def __aenter__(self) -> Self:
-        self._open_client()
-        await trio.lowlevel.checkpoint()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connections (a later call opens new ones)."""
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
-        else:
-            await trio.lowlevel.checkpoint()
 
     async def transcribe(self, pcm16: bytes, rate: int) -> str:
         """Upload ``pcm16`` (mono, ``rate`` Hz) and return the server's text.
