@@ -16,7 +16,6 @@ the end of the bytes we have.
 from __future__ import annotations
 
 import struct
-import wave
 from os import PathLike
 from typing import Final
 
@@ -26,6 +25,7 @@ import numpy.typing as npt
 
 from .._errors import AudioFormatError
 from .._parts import Part, audio_rate, is_audio
+from ..models._content import wav_from_pcm
 
 #: The rate the voice pipeline works at unless told otherwise.
 DEFAULT_RATE: Final = 16000
@@ -148,11 +148,8 @@ def write_wav(path: str | PathLike[str], pcm: bytes, rate: int = DEFAULT_RATE) -
     """Write ``pcm`` (16-bit mono at ``rate`` Hz) as a WAV file."""
     check_pcm(pcm)
     check_rate(rate)
-    with wave.open(str(path), "wb") as file:
-        file.setnchannels(1)
-        file.setsampwidth(2)
-        file.setframerate(rate)
-        file.writeframes(pcm)
+    with open(path, "wb") as file:
+        file.write(wav_from_pcm(pcm, rate))
 
 
 # --- samples ----------------------------------------------------------------

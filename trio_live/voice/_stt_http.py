@@ -15,9 +15,7 @@ the ``Authorization`` header only; it is never in a repr or a message.
 
 from __future__ import annotations
 
-import io
 import json
-import wave
 from typing import Final
 
 import attrs
@@ -26,6 +24,7 @@ import trio
 
 from .._errors import MalformedStreamError, ModelError, ModelTimeoutError, ServerError
 from .._httpclient import OwnsHTTPClient
+from ..models._content import wav_from_pcm
 from ..models._status import error_for_status, parse_retry_after
 from ._stt_backends import check_pcm16
 
@@ -36,16 +35,6 @@ _MAX_MESSAGE: Final = 300
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not value > 0:
         raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _wav(pcm16: bytes, rate: int) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(pcm16)
-    return buffer.getvalue()
 
 
 def _message(response: httpx.Response) -> str:
@@ -113,7 +102,7 @@ class HttpRecognizer(OwnsHTTPClient):
         if self.prompt:
             data["prompt"] = self.prompt
         headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        files = {"file": ("speech.wav", _wav(pcm16, rate), "audio/wav")}
+        files = {"file": ("speech.wav", wav_from_pcm(pcm16, rate), "audio/wav")}
         client = self._open_client()
         try:
             response: httpx.Response | None = None
