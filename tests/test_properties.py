@@ -90,6 +90,7 @@ replies = st.lists(st.lists(st.sampled_from(["a", "b", "c"]), max_size=4), min_s
     end_mode=st.sampled_from(list(EndOfInput)),
     buffer=st.sampled_from([0, 1, 64]),
     track=st.booleans(),
+    timeout=st.sampled_from([None, 0.1, 1.0]),
 )
 def test_conversation_guarantees(
     events: list[tuple[float, str]],
@@ -101,6 +102,7 @@ def test_conversation_guarantees(
     end_mode: EndOfInput,
     buffer: int,
     track: bool,
+    timeout: float | None,
 ) -> None:
     timeline: list[tuple[float, Part]] = []
     now = 0.0
@@ -123,6 +125,7 @@ def test_conversation_guarantees(
         input_buffer=buffer,
         output_buffer=buffer,
         track_playback=track,
+        end_of_speech_timeout=timeout,
     )
     tasks: list[int] = []
 

@@ -482,3 +482,21 @@ async def test_input_keeps_its_order_whichever_way_it_enters(
         outputs = [p async for p in session]
     assert [p.text for p in outputs if not is_turn_complete(p)] == ["r1", "r2"]
     assert texts(session.history()) == ["a", "b", "r1", "c", "d", "r2", "e"]
+
+
+@pytest.mark.parametrize("audio_every", [None, 0.02])
+async def test_a_missed_end_of_speech_does_not_stall_the_turn(
+    autojump_clock: trio.abc.Clock, audio_every: float | None
+) -> None:
+    # The final transcription comes while the VAD still hears speech, and the
+    # VAD never reports the end: the turn triggers once the timeout passed,
+    # whether the input goes quiet or audio keeps streaming in.
+    model = ScriptedModel(["ok"])
+    session = LiveSession(model, end_of_speech_timeout=2.0)
+    timeline: Timeline = [(0.0, start_of_speech()), (1.0, transcription("hi", final=True))]
+    if audio_every is not None:
+        timeline += [(1.0 + k * audio_every, audio_part(bytes(640))) for k in range(1, 200)]
+    out = await play_timeline(session, timeline, end_at=6.0)
+    answered = [at for at, part in out if part.role == "model" and part.content]
+    assert answered
+    assert answered[0] == pytest.approx(3.0, abs=audio_every or 0.0)

@@ -30,8 +30,10 @@ Invariants:
   for the current state, and the driver carries them out before that state
   can change (a generation ending flushes the stash).
 
-The rules, one line each, are in `TurnPolicy.receive` and
-`TurnPolicy.input_ended`.
+The rules, one line each, are in `TurnPolicy.receive`, `TurnPolicy.tick`
+and `TurnPolicy.input_ended`. Time is an argument: the one timed rule (a
+held final transcription triggers after `end_of_speech_timeout`) shows as
+`TurnPolicy.deadline`, and the driver calls `tick` once it has passed.
 """
 
 from __future__ import annotations
@@ -152,6 +154,13 @@ class PolicyError(RuntimeError):
 # --- the machine ------------------------------------------------------------
 
 
+def _check_timeout(
+    instance: object, attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
+
+
 @attrs.define(eq=False)
 class TurnPolicy:
     """Decides what each input part does to the conversation.
@@ -162,6 +171,10 @@ class TurnPolicy:
             transcription that arrives while the user is still speaking until
             the end of speech.
         end_of_input: whether to answer once more when the input ends.
+        end_of_speech_timeout: seconds a held final transcription waits for
+            the end of speech before it triggers anyway (a voice activity
+            detector that misses an end must not stall the conversation);
+            None waits as long as it takes.
         track_playback: the listener reports how far it heard each answer;
             an answer joins the history only once heard (see `PLAYING`).
     """
@@ -170,18 +183,21 @@ class TurnPolicy:
     wait_for_end_of_speech: bool = True
     end_of_input: EndOfInput = EndOfInput.IF_UNANSWERED
     track_playback: bool = False
+    end_of_speech_timeout: float | None = attrs.field(default=None, validator=_check_timeout)
     state: State = attrs.field(init=False, default=State.LISTENING)
     #: Between start and end of speech.
     user_speaking: bool = attrs.field(init=False, default=False)
     #: A trigger is held until the end of speech.
     trigger_deferred: bool = attrs.field(init=False, default=False)
+    #: When a held trigger fires anyway (see `end_of_speech_timeout`).
+    deadline: float | None = attrs.field(init=False, default=None)
     #: User input arrived since the last trigger.
     unanswered: bool = attrs.field(init=False, default=False)
     #: How many turns were triggered (the number of the latest one).
     turn: int = attrs.field(init=False, default=0)
 
-    def receive(self, part: Part) -> tuple[Action, ...]:
-        """The actions for one input part."""
+    def receive(self, part: Part, now: float) -> tuple[Action, ...]:
+        """The actions for one input part arriving at time ``now``."""
         state = self.state
         if state is State.CLOSING or state is State.CLOSED:
             raise PolicyError(f"input after the input ended (state {state.value})")
@@ -199,7 +215,7 @@ class TurnPolicy:
                 # Rule 1: reserved substreams pass straight through.
                 return (Emit(part),)
             if substream == TRANSCRIPTION_SUBSTREAM:
-                return self._transcription(part)
+                return self._transcription(part, now)
         if mimetype == START_OF_SPEECH_MIMETYPE:
             # Rule 3: the user talks over the model: barge-in.
             self.user_speaking = True
@@ -227,7 +243,7 @@ class TurnPolicy:
             self.unanswered = True
         return (self._user_input(part),)
 
-    def _transcription(self, part: Part) -> tuple[Action, ...]:
+    def _transcription(self, part: Part, now: float) -> tuple[Action, ...]:
         # Rule 2: transcriptions are shown; only final ones join the prompt.
         shown = Emit(part.replace(substream=""))
         if not is_final_transcription(part):
@@ -237,7 +253,10 @@ class TurnPolicy:
         if self.trigger is not TriggerMode.FINAL_TRANSCRIPTION:
             return (said, shown)
         if self.user_speaking and self.wait_for_end_of_speech:
-            # Rule 10: the user is still speaking; trigger at end of speech.
+            # Rule 10: the user is still speaking; trigger at end of speech
+            # (or once the timeout has passed, if there is one).
+            if not self.trigger_deferred and self.end_of_speech_timeout is not None:
+                self.deadline = now + self.end_of_speech_timeout
             self.trigger_deferred = True
             return (said, shown)
         return (said, shown, *self._trigger())
@@ -252,12 +271,21 @@ class TurnPolicy:
         self.state = State.ANSWERING
         self.turn += 1
         self.trigger_deferred = False
+        self.deadline = None
         self.unanswered = False
         if before is State.ANSWERING:
             return (CANCEL, TRIGGER)
         if before is State.PLAYING:
             return (FINISH_PLAYBACK, TRIGGER)
         return (TRIGGER,)
+
+    def tick(self, now: float) -> tuple[Action, ...]:
+        """The actions due at time ``now`` (call it once `deadline` has passed)."""
+        deadline = self.deadline
+        if deadline is None or now < deadline:
+            return NOTHING
+        # Rule 10's bound: no end of speech came in time; answer now.
+        return self._trigger()
 
     def generation_ended(self, turn: int, *, cancelled: bool = False) -> bool:
         """The generation of turn number ``turn`` has exited.
@@ -306,6 +334,7 @@ class TurnPolicy:
             actions = (*actions, TRIGGER, AWAIT)
         else:
             actions = (*actions, DROP_PENDING)
+        self.deadline = None
         self.state = State.CLOSING
         return actions
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import math
 import types
 from types import TracebackType
 from typing import Literal, Self
@@ -97,6 +98,9 @@ class LiveSession:
             model's exception; ``"report"`` sends it as an error part on the
             ``status`` substream, ends the turn and goes on.
         emit_stats: send each turn's `TurnStats` on the ``status`` substream.
+        end_of_speech_timeout: seconds a final transcription held for the end
+            of speech (rule 10) waits before it triggers anyway; None (the
+            default) waits as long as it takes.
         track_playback: the listener reports how far it heard each answer
             with `report_playback`; an answer then joins the history only as
             far as it was heard, and speech over an answer that is still
@@ -117,6 +121,7 @@ class LiveSession:
     )
     emit_stats: bool = False
     track_playback: bool = False
+    end_of_speech_timeout: float | None = None
     input_buffer: int = attrs.field(default=64, validator=_check_buffer)
     output_buffer: int = attrs.field(default=64, validator=_check_buffer)
 
@@ -149,6 +154,7 @@ class LiveSession:
             wait_for_end_of_speech=self.wait_for_end_of_speech,
             end_of_input=self.end_of_input,
             track_playback=self.track_playback,
+            end_of_speech_timeout=self.end_of_speech_timeout,
         )
 
     # -- observing -----------------------------------------------------------
@@ -209,7 +215,8 @@ class LiveSession:
 
     async def _pump(self, inbox: trio.MemoryReceiveChannel[Part]) -> None:
         receive_nowait = inbox.receive_nowait
-        decide = self._policy.receive
+        policy = self._policy
+        decide = policy.receive
         add = self._prompt.add
         stash = self._prompt.stash
         outbox = self._outbox
@@ -231,7 +238,10 @@ class LiveSession:
                 # Only the context-manager form's `send` reads this flag.
                 self._pump_waiting = True
                 try:
-                    part = await inbox.receive()
+                    # Wait for input, or until the policy has something due.
+                    deadline = policy.deadline
+                    with trio.move_on_at(math.inf if deadline is None else deadline):
+                        part = await inbox.receive()
                 except trio.EndOfChannel:
                     return
                 finally:
@@ -241,20 +251,27 @@ class LiveSession:
                 if taken >= _BATCH:
                     taken = 0
                     await trio.lowlevel.checkpoint()
-            for action in decide(part):
+            now = trio.current_time()
+            actions = policy.tick(now) if part is None else decide(part, now)
+            for action in actions:
                 kind = type(action)
                 if kind is AddToPrompt:
-                    add(action.part, trio.current_time())  # type: ignore[union-attr]
+                    add(action.part, now)  # type: ignore[union-attr]
                 elif kind is Stash:
                     stash(action.part)  # type: ignore[union-attr]
                 elif kind is Control:
                     await self._control(action)  # type: ignore[arg-type]
                 else:
                     await outbox.send(action.part)  # type: ignore[union-attr]
+            deadline = policy.deadline
+            if deadline is not None and trio.current_time() >= deadline:
+                # Input that never lets the pump wait must not delay what is due.
+                for action in policy.tick(trio.current_time()):
+                    await self._control(action)  # type: ignore[arg-type]
 
     def _take_plain(self, part: Part) -> None:
         # The policy's fast path: plain input is added or stashed, nothing else.
-        (action,) = self._policy.receive(part)
+        (action,) = self._policy.receive(part, trio.current_time())
         if type(action) is AddToPrompt:
             self._prompt.add(part, trio.current_time())
         else:
