@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import math
 import types
 from types import TracebackType
 from typing import Literal, Self
@@ -240,8 +239,11 @@ class LiveSession:
                 try:
                     # Wait for input, or until the policy has something due.
                     deadline = policy.deadline
-                    with trio.move_on_at(math.inf if deadline is None else deadline):
+                    if deadline is None:
                         part = await inbox.receive()
+                    else:
+                        with trio.move_on_at(deadline):
+                            part = await inbox.receive()
                 except trio.EndOfChannel:
                     return
                 finally:
