@@ -29,6 +29,7 @@ from typing import Literal, Self
 import attrs
 import trio
 
+from ._checks import non_negative
 from ._errors import SessionClosedError
 from ._generation import Generation, GenerationOutput, heard_prefix
 from ._groups import raise_single
@@ -63,11 +64,6 @@ from ._stats import SessionStatistics, TurnStats
 _BATCH = 64
 # How many recent turns `LiveSession.statistics` keeps.
 _RECENT_TURNS = 100
-
-
-def _check_buffer(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
 @attrs.define(eq=False)
@@ -121,8 +117,8 @@ class LiveSession:
     emit_stats: bool = False
     track_playback: bool = False
     end_of_speech_timeout: float | None = None
-    input_buffer: int = attrs.field(default=64, validator=_check_buffer)
-    output_buffer: int = attrs.field(default=64, validator=_check_buffer)
+    input_buffer: int = attrs.field(default=64, validator=non_negative)
+    output_buffer: int = attrs.field(default=64, validator=non_negative)
 
     _prompt: RollingPrompt = attrs.field(init=False)
     _policy: TurnPolicy = attrs.field(init=False)

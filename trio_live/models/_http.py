@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
@@ -36,6 +35,7 @@ import attrs
 import httpx
 import trio
 
+from .._checks import finite_non_negative, positive
 from .._errors import (
     BadRequestError,
     MalformedStreamError,
@@ -61,16 +61,6 @@ def _retryable(error: ModelError) -> bool:
     if isinstance(error, ModelTimeoutError):
         return error.phase == "connect"
     return isinstance(error, RateLimitedError | ServerError)
-
-
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _not_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
 def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -106,12 +96,12 @@ class HTTPTurnModel(OwnsHTTPClient):
     """
 
     api_key: str | None = attrs.field(default=None, repr=False)
-    connect_timeout: float = attrs.field(default=10.0, validator=_positive)
-    first_byte_timeout: float = attrs.field(default=60.0, validator=_positive)
-    idle_timeout: float = attrs.field(default=30.0, validator=_positive)
+    connect_timeout: float = attrs.field(default=10.0, validator=positive)
+    first_byte_timeout: float = attrs.field(default=60.0, validator=positive)
+    idle_timeout: float = attrs.field(default=30.0, validator=positive)
     max_retries: int = attrs.field(default=2, validator=_count)
-    retry_backoff: float = attrs.field(default=0.5, validator=_not_negative)
-    max_retry_wait: float = attrs.field(default=30.0, validator=_not_negative)
+    retry_backoff: float = attrs.field(default=0.5, validator=finite_non_negative)
+    max_retry_wait: float = attrs.field(default=30.0, validator=finite_non_negative)
     transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
     _client: httpx.AsyncClient | None = attrs.field(init=False, default=None, repr=False)
     _random: random.Random = attrs.field(init=False, factory=random.Random, repr=False)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 
 import attrs
 import trio
 
+from .._checks import finite_non_negative
 from .._model import PromptStream
 from .._parts import Part, is_text, text_part
 
@@ -50,11 +50,6 @@ def _echo(prompt: list[Part]) -> Reply:
     return ["You", " said:", *(f" {word}" for word in said[-1].split())]
 
 
-def _check_delay(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (value >= 0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
 @attrs.define(eq=False)
 class ScriptedModel:
     """A turn model that answers from a script.
@@ -70,8 +65,8 @@ class ScriptedModel:
     """
 
     script: Script = _echo
-    first_part_delay: float = attrs.field(default=0.0, validator=_check_delay)
-    part_delay: float = attrs.field(default=0.0, validator=_check_delay)
+    first_part_delay: float = attrs.field(default=0.0, validator=finite_non_negative)
+    part_delay: float = attrs.field(default=0.0, validator=finite_non_negative)
     errors: Mapping[int, Exception] = attrs.field(factory=dict)
     calls: list[RecordedPrompt] = attrs.field(init=False, factory=list)
     _turns: int = attrs.field(init=False, default=0)

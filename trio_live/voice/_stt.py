@@ -57,6 +57,7 @@ from typing import cast
 import attrs
 import trio
 
+from .._checks import non_negative, positive
 from .._errors import AudioFormatError, LiveError
 from .._parts import (
     Part,
@@ -151,16 +152,6 @@ class _Utterance:
         return True
 
 
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _non_negative(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value >= 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
 @attrs.define(eq=False)
 class SpeechToText:
     """A stage that adds partial and final transcriptions of detected speech.
@@ -193,11 +184,11 @@ class SpeechToText:
     """
 
     recognizer: Recognizer | AsyncRecognizer
-    partial_every: float = attrs.field(default=1.0, kw_only=True, validator=_positive)
-    max_segment: float = attrs.field(default=7.0, kw_only=True, validator=_positive)
-    pre_roll: float = attrs.field(default=0.5, kw_only=True, validator=_non_negative)
-    quiet_ratio: float = attrs.field(default=0.05, kw_only=True, validator=_non_negative)
-    pause: float = attrs.field(default=0.1, kw_only=True, validator=_positive)
+    partial_every: float = attrs.field(default=1.0, kw_only=True, validator=positive)
+    max_segment: float = attrs.field(default=7.0, kw_only=True, validator=positive)
+    pre_roll: float = attrs.field(default=0.5, kw_only=True, validator=non_negative)
+    quiet_ratio: float = attrs.field(default=0.05, kw_only=True, validator=non_negative)
+    pause: float = attrs.field(default=0.1, kw_only=True, validator=positive)
     final_recognizer: Recognizer | AsyncRecognizer | None = attrs.field(default=None, kw_only=True)
     role: str = attrs.field(default="user", kw_only=True)
     _lanes: list[tuple[Recognizer | AsyncRecognizer, bool]] = attrs.field(init=False, repr=False)

@@ -22,6 +22,7 @@ import attrs
 import httpx
 import trio
 
+from .._checks import positive
 from .._errors import MalformedStreamError, ModelError, ModelTimeoutError, ServerError
 from .._httpclient import OwnsHTTPClient
 from ..models._content import wav_from_pcm
@@ -30,11 +31,6 @@ from ._stt_backends import check_pcm16
 
 _MASK: Final = "***"
 _MAX_MESSAGE: Final = 300
-
-
-def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
 def _message(response: httpx.Response) -> str:
@@ -76,8 +72,8 @@ class HttpRecognizer(OwnsHTTPClient):
     api_key: str | None = attrs.field(default=None, kw_only=True, repr=False)
     language: str | None = attrs.field(default=None, kw_only=True)
     prompt: str | None = attrs.field(default=None, kw_only=True)
-    connect_timeout: float = attrs.field(default=5.0, kw_only=True, validator=_positive)
-    response_timeout: float = attrs.field(default=30.0, kw_only=True, validator=_positive)
+    connect_timeout: float = attrs.field(default=5.0, kw_only=True, validator=positive)
+    response_timeout: float = attrs.field(default=30.0, kw_only=True, validator=positive)
     transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, kw_only=True, repr=False)
     _client: httpx.AsyncClient | None = attrs.field(init=False, default=None, repr=False)
 

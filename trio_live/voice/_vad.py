@@ -36,20 +36,16 @@ Invariants:
 from __future__ import annotations
 
 import enum
-import math
 from typing import Final, Literal
 
 import attrs
+
+from .._checks import finite_non_negative
 
 
 def _check_fraction(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     if not 0.0 < value <= 1.0:
         raise ValueError(f"{attribute.name} must be in (0, 1], got {value!r}")
-
-
-def _check_seconds(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (value >= 0.0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -71,13 +67,13 @@ class VadConfig:
     """
 
     threshold: float = attrs.field(default=0.5, validator=_check_fraction)
-    hysteresis: float = attrs.field(default=0.15, validator=_check_seconds)
-    min_speech: float = attrs.field(default=0.2, validator=_check_seconds)
-    silence_to_end: float = attrs.field(default=0.3, validator=_check_seconds)
-    padding: float = attrs.field(default=0.1, validator=_check_seconds)
+    hysteresis: float = attrs.field(default=0.15, validator=finite_non_negative)
+    min_speech: float = attrs.field(default=0.2, validator=finite_non_negative)
+    silence_to_end: float = attrs.field(default=0.3, validator=finite_non_negative)
+    padding: float = attrs.field(default=0.1, validator=finite_non_negative)
     echo_threshold: float = attrs.field(default=0.85, validator=_check_fraction)
-    echo_min_speech: float = attrs.field(default=0.5, validator=_check_seconds)
-    echo_lookback: float = attrs.field(default=1.0, validator=_check_seconds)
+    echo_min_speech: float = attrs.field(default=0.5, validator=finite_non_negative)
+    echo_lookback: float = attrs.field(default=1.0, validator=finite_non_negative)
 
 
 @attrs.frozen(kw_only=True)

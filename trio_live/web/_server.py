@@ -17,13 +17,14 @@ import contextlib
 import hmac
 import logging
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import trio
 import trio_websocket
 
+from .._checks import positive
 from ._bridge import Bridge, PipelineFactory
 from ._http import BadRequest, PrefixedStream, RequestHead, file_response, read_head, response
 from ._http import static_files as _load_static
@@ -34,11 +35,6 @@ WEBSOCKET_PATH: Final = "/ws"
 _MAX_HEAD_BYTES: Final = 16 * 1024
 
 logger = logging.getLogger("trio_live.web")
-
-
-def _check_positive(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -67,13 +63,13 @@ class ServerConfig:
     port: int = 8765
     allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     token: str | None = attrs.field(default=None, repr=False)
-    max_sessions: int = attrs.field(default=16, validator=_check_positive)
+    max_sessions: int = attrs.field(default=16, validator=positive)
     limits: Limits = attrs.field(factory=Limits)
-    audio_in_frames: int = attrs.field(default=250, validator=_check_positive)
-    audio_out_chunks: int = attrs.field(default=200, validator=_check_positive)
-    control_queue: int = attrs.field(default=64, validator=_check_positive)
-    close_grace: float = attrs.field(default=2.0, validator=_check_positive)
-    handshake_timeout: float = attrs.field(default=10.0, validator=_check_positive)
+    audio_in_frames: int = attrs.field(default=250, validator=positive)
+    audio_out_chunks: int = attrs.field(default=200, validator=positive)
+    control_queue: int = attrs.field(default=64, validator=positive)
+    close_grace: float = attrs.field(default=2.0, validator=positive)
+    handshake_timeout: float = attrs.field(default=10.0, validator=positive)
     static_dir: Path | None = STATIC_DIR
 
 
