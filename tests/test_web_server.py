@@ -514,3 +514,172 @@ async def test_disconnect_cancels_the_model_request_on_the_server() -> None:
                 assert request.disconnected_at is not None
                 assert request.completed_at is None
                 assert len(request.sent) < 201
+
+
+@attrs.define(eq=False)
+class NeverReads:
+    """A stage stuck forever without reading its input; it records its cancellation."""
+
+    cancelled: trio.Event = attrs.field(factory=trio.Event)
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with inbox, outbox:
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                self.cancelled.set()
+                raise
+
+
+def stuck(stage: NeverReads) -> Callable[[Config], Pipeline]:
+    def factory(config: Config) -> Pipeline:
+        return Pipeline(session=LiveSession(ScriptedModel()), before=[stage])
+
+    return factory
+
+
+async def test_disconnect_cancels_a_stuck_pipeline_with_a_full_control_queue() -> None:
+    stage = NeverReads()
+    with trio.fail_after(5):
+        async with running(stuck(stage), control_queue=2) as (server, port):
+            with trio.CancelScope() as client:
+                async with connect(port) as ws:
+                    await receive(ws)
+                    for i in range(4):  # one taken by the feeder, two queued, one more
+                        await ws.send_message(json.dumps({"type": "text", "text": f"t{i}"}))
+                    # Cancelling the client drops the connection without a close frame.
+                    client.cancel()
+                    await trio.sleep_forever()
+            await stage.cancelled.wait()
+            await until_idle(server)
+
+
+async def test_control_messages_past_the_queue_close_with_1013() -> None:
+    stage = NeverReads()
+    with trio.fail_after(5):
+        async with (
+            running(stuck(stage), control_queue=2) as (server, port),
+            connect(port) as ws,
+        ):
+            await receive(ws)
+            for i in range(4):
+                await ws.send_message(json.dumps({"type": "text", "text": f"t{i}"}))
+            with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                await read_to_the_end(ws)
+            assert info.value.reason is not None
+            assert info.value.reason.code == 1013
+            await stage.cancelled.wait()
+            await until_idle(server)
+
+
+@attrs.define(eq=False)
+class FakeVad:
+    """Passes everything through and records each value set on ``model_speaking``."""
+
+    history: list[tuple[bool, float]] = attrs.field(factory=list)
+    _speaking: bool = False
+
+    @property
+    def model_speaking(self) -> bool:
+        return self._speaking
+
+    @model_speaking.setter
+    def model_speaking(self, value: bool) -> None:
+        self._speaking = value
+        self.history.append((value, trio.current_time()))
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with inbox, outbox:
+            async for part in inbox:
+                await outbox.send(part)
+
+
+def guarded(vad: FakeVad, model: ScriptedModel) -> Callable[[Config], Pipeline]:
+    def factory(config: Config) -> Pipeline:
+        session = LiveSession(model)
+        return Pipeline(session=session, before=[vad], after=[FakeSpeech()])
+
+    return factory
+
+
+async def sync(ws: trio_websocket.WebSocketConnection, seen: list[Event]) -> None:
+    """Wait until the server has handled everything sent so far (its error proves it)."""
+    await ws.send_message("{")
+    await until(ws, "error", seen)
+
+
+async def test_echo_guard_on_while_playing_until_the_client_reports() -> None:
+    vad = FakeVad()
+    with trio.fail_after(5):
+        async with (
+            running(guarded(vad, ScriptedModel([["Hi", " there"], "Bye"])), echo_tail=60) as (
+                _,
+                port,
+            ),
+            connect(port) as ws,
+        ):
+            await receive(ws)
+            assert vad.history == []
+            await ws.send_message(json.dumps({"type": "text", "text": "hello"}))
+            seen: list[Event] = []
+            await until(ws, "audio", seen)
+            assert vad.model_speaking is True
+            await until(ws, "turn_complete", seen)
+            assert vad.model_speaking is True  # the client may still be playing
+            await ws.send_message(json.dumps({"type": "playback", "turn": 1, "chars": 8}))
+            await sync(ws, seen)
+            assert vad.model_speaking is True  # not finished yet
+            finished = {"type": "playback", "turn": 1, "chars": 8, "finished": True}
+            await ws.send_message(json.dumps(finished))
+            await sync(ws, seen)
+            assert vad.model_speaking is False
+            # The next turn turns it on again.
+            await ws.send_message(json.dumps({"type": "text", "text": "again"}))
+            await until(ws, "audio", seen)
+            assert vad.model_speaking is True
+    assert [value for value, _ in vad.history] == [True, False, True]
+
+
+async def test_echo_guard_off_on_interrupted() -> None:
+    vad = FakeVad()
+    model = ScriptedModel([["one", *[" two"] * 200]], part_delay=0.02)
+    with trio.fail_after(5):
+        async with (
+            running(guarded(vad, model), echo_tail=60) as (_, port),
+            connect(port) as ws,
+        ):
+            await receive(ws)
+            await ws.send_message(json.dumps({"type": "text", "text": "talk"}))
+            seen: list[Event] = []
+            await until(ws, "audio", seen)
+            assert vad.model_speaking is True
+            await ws.send_message(json.dumps({"type": "interrupt"}))
+            await until(ws, "interrupted", seen)
+            await sync(ws, seen)
+            assert vad.model_speaking is False
+    assert [value for value, _ in vad.history] == [True, False]
+
+
+async def test_echo_guard_off_after_the_audio_could_play() -> None:
+    vad = FakeVad()
+    # FakeSpeech: 5 samples per character, so 800 characters are 0.25 s of speech.
+    reply = ["x" * 400, "y" * 400]
+    with trio.fail_after(5):
+        async with (
+            running(guarded(vad, ScriptedModel([reply])), echo_tail=0.1) as (_, port),
+            connect(port) as ws,
+        ):
+            await receive(ws)
+            await ws.send_message(json.dumps({"type": "text", "text": "hello"}))
+            seen: list[Event] = []
+            await until(ws, "turn_complete", seen)
+            assert vad.model_speaking is True
+            while vad.model_speaking:  # noqa: ASYNC110
+                await trio.sleep(0.01)
+    (on, on_at), (off, off_at) = vad.history
+    assert (on, off) == (True, False)
+    assert off_at - on_at >= 0.35  # the exact times: test_echo_guard_times (mock clock)

@@ -9,8 +9,14 @@
 * The writer sends the output queue's events; TTS audio is dropped oldest
   first when the client does not read fast enough, control events never.
 
-The client going away ends the reader, which cancels the connection's
-nursery: the session stops at its next checkpoint.
+The reader only ever waits on the socket, so the client going away is
+noticed at once, even when the pipeline is stuck: the reader returns and
+cancels the connection's nursery, and the session stops at its next
+checkpoint. A client whose control messages fill the input queue (the
+pipeline does not take them) is closed with 1013 rather than left unread.
+
+While the client plays speech, the voice activity stages among ``before``
+hear it through their echo guard (see ``_echo.py``).
 """
 
 from __future__ import annotations
@@ -27,13 +33,16 @@ from .._chain import Stage, run_chain
 from .._errors import LiveError
 from .._parts import (
     Part,
+    audio_rate,
     is_audio,
     is_end_of_turn,
     is_final_transcription,
+    is_interrupted,
     is_start_of_speech,
     is_turn_complete,
 )
 from .._session import LiveSession
+from ._echo import EchoGuard
 from ._protocol import (
     Config,
     Outgoing,
@@ -83,6 +92,7 @@ class Bridge:
     audio_out: DropOldQueue[Outgoing] = attrs.field(init=False)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
     _session: LiveSession | None = attrs.field(init=False, default=None)
+    _echo: EchoGuard | None = attrs.field(init=False, default=None)
     _tts: bool = attrs.field(init=False, default=True)
     _close: tuple[int, str | None] = attrs.field(init=False, default=(1000, None))
     _state: str = attrs.field(init=False, default="listening")
@@ -145,10 +155,18 @@ class Bridge:
             for part in input_parts(decoded):
                 if is_audio(part):
                     self.audio_in.put_audio(part)
-                else:
-                    await self.audio_in.put(part)
+                    continue
+                try:
+                    self.audio_in.put_nowait(part)
+                except trio.WouldBlock:
+                    # Waiting for room would stop reading the socket, and with it
+                    # noticing that the client went away: close instead.
+                    self._close = (1013, "too many control messages waiting")
+                    return
 
     async def _report_playback(self, playback: Playback) -> None:
+        if playback.finished and self._echo is not None:
+            self._echo.playback_finished(playback.turn)
         report = getattr(self._session, "report_playback", None)
         if report is None:
             return
@@ -163,7 +181,9 @@ class Bridge:
         self._tts = config.tts
         pipeline = self.server.pipeline(config)
         self._session = pipeline.session
+        self._echo = EchoGuard(stages=pipeline.before, tail=self.server.config.echo_tail)
         assert self._nursery is not None
+        self._nursery.start_soon(self._echo.run)
         self._nursery.start_soon(self._run_pipeline, pipeline)
 
     async def _run_pipeline(self, pipeline: Pipeline) -> None:
@@ -203,6 +223,12 @@ class Bridge:
                         await self.audio_out.put(item)
                     elif self._tts:
                         self.audio_out.put_audio(item)
+                        self._audio_sent(part)
+
+    def _audio_sent(self, part: Part) -> None:
+        turn = part.metadata.get("turn")
+        if self._echo is not None and isinstance(turn, int):
+            self._echo.audio_sent(turn, len(part.data) / 2 / audio_rate(part))
 
     async def _write(self) -> None:
         while True:
@@ -237,6 +263,8 @@ class Bridge:
 
     async def _observe_output(self, part: Part) -> None:
         turn = part.metadata.get("turn")
+        if is_interrupted(part) and self._echo is not None:
+            self._echo.interrupted(turn if isinstance(turn, int) else None)
         if part.role != "model" or not isinstance(turn, int):
             return
         if part.mimetype.startswith(("text/", "audio/")) and part.content and not part.substream:

@@ -6,7 +6,8 @@ This is the stated policy for a client (or a pipeline) that is too slow:
   ``max_audio`` of them, the oldest audio item is removed and counted in
   ``dropped``, so what is kept is the most recent audio;
 * control items are never dropped: when ``max_control`` of them wait, `put`
-  blocks until the consumer takes one (backpressure on the producer);
+  blocks until the consumer takes one (backpressure on the producer), and
+  `put_nowait` raises `trio.WouldBlock` (the producer decides what to do);
 * items come out in the order they went in.
 """
 
@@ -61,6 +62,20 @@ class DropOldQueue(Generic[T]):
                     break
         self._items.append((item, True))
         self._audio += 1
+        self._readers.unpark()
+
+    def put_nowait(self, item: T) -> None:
+        """Add a control item now.
+
+        Raises:
+            trio.WouldBlock: ``max_control`` control items are already queued.
+            trio.ClosedResourceError: the queue is closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the queue is closed")
+        if len(self._items) - self._audio >= self.max_control:
+            raise trio.WouldBlock
+        self._items.append((item, False))
         self._readers.unpark()
 
     async def put(self, item: T) -> None:

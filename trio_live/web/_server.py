@@ -24,7 +24,7 @@ import attrs
 import trio
 import trio_websocket
 
-from .._checks import positive
+from .._checks import non_negative, positive
 from ._bridge import Bridge, PipelineFactory
 from ._http import BadRequest, PrefixedStream, RequestHead, file_response, read_head, response
 from ._http import static_files as _load_static
@@ -53,7 +53,12 @@ class ServerConfig:
         limits: the message limits (`Limits`).
         audio_in_frames: input audio frames queued before the oldest is dropped.
         audio_out_chunks: TTS chunks queued before the oldest is dropped.
-        control_queue: control messages queued (each way) before the producer waits.
+        control_queue: control messages queued each way: the server's events
+            wait for room; a client with this many messages not yet taken by
+            its pipeline is closed with 1013.
+        echo_tail: seconds after the speech sent to a client has had time to
+            play before the echo guard turns off by itself (when the client
+            does not report the end of playback).
         close_grace: seconds allowed for the closing handshake.
         handshake_timeout: seconds a client has to send its request head.
         static_dir: the page's files (None: serve no page).
@@ -68,6 +73,7 @@ class ServerConfig:
     audio_in_frames: int = attrs.field(default=250, validator=positive)
     audio_out_chunks: int = attrs.field(default=200, validator=positive)
     control_queue: int = attrs.field(default=64, validator=positive)
+    echo_tail: float = attrs.field(default=0.5, validator=non_negative)
     close_grace: float = attrs.field(default=2.0, validator=positive)
     handshake_timeout: float = attrs.field(default=10.0, validator=positive)
     static_dir: Path | None = STATIC_DIR
