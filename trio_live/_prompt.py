@@ -180,6 +180,7 @@ class RollingPrompt:
         cap = self.max_parts
         if cap is not None and index + 1 - self._start > cap:
             self._cut(now)
+            self._compact()
         cursor = self._cursor
         if cursor.waker is not None and cursor.wake_on_add:
             cursor._wake()
@@ -255,7 +256,6 @@ class RollingPrompt:
                 self._start = exchanges.popleft()
             if end - self._start > cap:
                 self._start = end - cap
-        self._compact()
 
     def _compact(self) -> None:
         dead = min(self._start, self._cursor._pos) - self._base
