@@ -391,7 +391,8 @@ class LiveSession:
 
     async def _close_turn(self, gen: Generation, outbox: trio.MemorySendChannel[Part]) -> None:
         cancelled = gen.scope.cancelled_caught
-        # Back to back, with one checkpoint (more only if the output is full).
+        # Back to back, without a scheduler round trip unless the output is
+        # full (a cancel of the whole session still lands here).
         await trio.lowlevel.checkpoint_if_cancelled()
         for marker in gen.closing_markers():
             try:
@@ -413,8 +414,6 @@ class LiveSession:
         self._recent.append(stats)
         if self.emit_stats:
             await outbox.send(status_part(stats.as_dict(), mimetype=TURN_STATS_MIMETYPE))
-        else:
-            await trio.lowlevel.checkpoint()
 
     # -- the context-manager form -------------------------------------------
 
