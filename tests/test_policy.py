@@ -1,30 +1,40 @@
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_live import (
+    Activity,
     EndOfInput,
     TriggerMode,
     TurnPolicy,
+    activity_part,
     audio_part,
     end_of_speech,
     end_of_turn,
     image_part,
+    is_activity,
+    is_interrupted,
     start_of_speech,
     status_part,
     text_part,
     transcription,
 )
-from trio_live._policy import (
+from trio_live.policy import (
     AWAIT,
     BARGE_IN,
     CANCEL,
     DROP_PENDING,
+    FINISH_PLAYBACK,
+    STOP_PLAYBACK,
     TRIGGER,
     AddToPrompt,
     Emit,
+    Keep,
     PolicyError,
     Stash,
     State,
@@ -146,14 +156,43 @@ def test_end_of_input_lets_the_running_answer_finish() -> None:
 
 
 def test_misuse_raises_policy_error() -> None:
-    policy = TurnPolicy()
     with pytest.raises(PolicyError):
-        policy.generation_ended(1)
+        TurnPolicy().generation_ended(1)
+    policy = TurnPolicy()
     policy.input_ended()
     with pytest.raises(PolicyError):
         policy.receive(text_part("late"), 0.0)
+    policy = TurnPolicy()
+    policy.input_ended()
     with pytest.raises(PolicyError):
         policy.input_ended()
+
+
+@pytest.mark.parametrize(
+    "misuse",
+    [
+        lambda p: p.generation_ended(1),
+        lambda p: p.generation_ended(0),
+        lambda p: (p.input_ended(), p.receive(text_part("late"), 0.0)),
+        lambda p: (p.input_ended(), p.tick(0.0)),
+    ],
+)
+def test_misuse_leaves_the_policy_in_its_error_state(misuse: Any) -> None:
+    policy = TurnPolicy()
+    with pytest.raises(PolicyError):
+        misuse(policy)
+    assert policy.state is State.ERROR
+    # Like h11: once misused, every further call is refused too.
+    for call in (
+        lambda: policy.receive(text_part("x"), 0.0),
+        lambda: policy.take_plain(text_part("x")),
+        lambda: policy.tick(0.0),
+        policy.input_ended,
+    ):
+        with pytest.raises(PolicyError, match="state error"):
+            call()
+    policy.closed()
+    assert policy.state is State.ERROR
 
 
 def test_a_superseded_generation_ending_changes_nothing() -> None:
@@ -244,3 +283,127 @@ def test_without_a_timeout_there_is_no_deadline() -> None:
     assert policy.tick(1e9) == ()
     with pytest.raises(ValueError, match="end_of_speech_timeout"):
         TurnPolicy(end_of_speech_timeout=0.0)
+
+
+# --- the verdict on an ended generation (rule 8) and the visible activity ----
+
+
+@pytest.mark.parametrize(
+    ("track", "cancelled", "finished", "keep", "interrupted"),
+    [
+        (False, False, True, Keep.ALL, False),
+        (False, True, False, Keep.ALL, True),
+        # Cancelled just after the model had finished: all of it was output.
+        (False, True, True, Keep.ALL, False),
+        (True, False, True, Keep.LATER, False),
+        (True, True, False, Keep.HEARD, True),
+        # With playback tracking the listener stops at `interrupted`, so the
+        # answer is cut where it was heard even though the model had finished.
+        (True, True, True, Keep.HEARD, True),
+    ],
+)
+def test_the_verdict_decides_history_and_markers_together(
+    track: bool, cancelled: bool, finished: bool, keep: Keep, interrupted: bool
+) -> None:
+    policy = TurnPolicy(track_playback=track)
+    policy.receive(end_of_turn("q"), 0.0)
+    verdict = policy.generation_ended(1, cancelled=cancelled, finished=finished)
+    assert verdict.keep is keep
+    assert verdict.interrupted is interrupted
+    assert [m.mimetype for m in verdict.markers] == [
+        *(["application/x.trio-live.interrupted"] if interrupted else []),
+        "application/x.trio-live.turn-complete",
+    ]
+    assert all(m.metadata["turn"] == 1 for m in verdict.markers)
+    assert policy.state is (State.PLAYING if keep is Keep.LATER else State.LISTENING)
+
+
+def activities(actions: tuple[object, ...]) -> list[str]:
+    return [
+        json.loads(a.part.text)["activity"]
+        for a in actions
+        if isinstance(a, Emit) and is_activity(a.part)
+    ]
+
+
+def test_activity_follows_the_turn() -> None:
+    policy = TurnPolicy(emit_activity=True)
+    assert policy.activity is Activity.LISTENING
+    assert activities(policy.receive(end_of_turn("q"), 0.0)) == ["thinking"]
+    assert activities(policy.output_started(1)) == ["speaking"]
+    assert policy.output_started(1) == ()  # no change, nothing to say
+    verdict = policy.generation_ended(1)
+    assert [json.loads(m.text)["activity"] for m in verdict.markers if is_activity(m)] == [
+        "listening"
+    ]
+    assert policy.activity is Activity.LISTENING
+
+
+def test_barge_in_shows_listening_at_once() -> None:
+    policy = TurnPolicy(emit_activity=True)
+    policy.receive(end_of_turn("q"), 0.0)
+    policy.output_started(1)
+    actions = policy.receive(start_of_speech(), 1.0)
+    assert actions[0] is BARGE_IN
+    assert activities(actions) == ["listening"]
+    # The cancelled generation's end then changes nothing visible.
+    verdict = policy.generation_ended(1, cancelled=True, finished=False)
+    assert not any(is_activity(m) for m in verdict.markers)
+
+
+def test_a_superseded_turn_does_not_reset_the_activity() -> None:
+    policy = TurnPolicy(emit_activity=True)
+    policy.receive(end_of_turn("q"), 0.0)
+    policy.output_started(1)
+    assert activities(policy.receive(end_of_turn("again"), 0.0)) == ["thinking"]
+    policy.generation_ended(1, cancelled=True, finished=False)
+    assert policy.activity is Activity.THINKING
+
+
+def test_playing_answer_stays_speaking_until_heard() -> None:
+    policy = TurnPolicy(track_playback=True, emit_activity=True)
+    policy.receive(end_of_turn("q"), 0.0)
+    policy.output_started(1)
+    policy.generation_ended(1)
+    assert policy.activity is Activity.SPEAKING
+    assert policy.playback_finished(1) == (
+        FINISH_PLAYBACK,
+        Emit(activity_part("listening", turn=1)),
+    )
+
+
+def test_speech_over_playback_is_stopped_by_the_policy() -> None:
+    policy = TurnPolicy(track_playback=True)
+    policy.receive(end_of_turn("q"), 0.0)
+    policy.generation_ended(1)
+    stop, marker = policy.receive(start_of_speech(), 2.0)
+    assert stop is STOP_PLAYBACK
+    assert isinstance(marker, Emit)
+    assert is_interrupted(marker.part)
+    assert marker.part.metadata["turn"] == 1
+
+
+def test_no_activity_parts_unless_asked() -> None:
+    policy = TurnPolicy()
+    assert policy.receive(end_of_turn(), 0.0) == (TRIGGER,)
+    assert policy.output_started(1) == ()
+    assert policy.activity is Activity.SPEAKING
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("trigger", "end_of_speech", TriggerMode.END_OF_SPEECH),
+        ("trigger", TriggerMode.END_OF_SPEECH, TriggerMode.END_OF_SPEECH),
+        ("end_of_input", "never", EndOfInput.NEVER),
+    ],
+)
+def test_enum_options_take_their_values(option: str, value: object, expected: object) -> None:
+    policy = TurnPolicy(**{option: value})  # type: ignore[arg-type]
+    assert getattr(policy, option) is expected
+
+
+@pytest.mark.parametrize("option", ["trigger", "end_of_input"])
+def test_bad_enum_options_name_the_allowed_values(option: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{option} must be one of '.+', got 'bogus'$"):
+        TurnPolicy(**{option: "bogus"})  # type: ignore[arg-type]

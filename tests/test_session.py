@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 import trio
 import trio.testing
@@ -14,6 +16,7 @@ from trio_live import (
     audio_part,
     end_of_speech,
     end_of_turn,
+    is_activity,
     is_error,
     is_interrupted,
     is_turn_complete,
@@ -500,3 +503,64 @@ async def test_a_missed_end_of_speech_does_not_stall_the_turn(
     answered = [at for at, part in out if part.role == "model" and part.content]
     assert answered
     assert answered[0] == pytest.approx(3.0, abs=audio_every or 0.0)
+
+
+async def test_activity_parts_follow_the_conversation(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel([["a", "b", "c"], "never"], part_delay=1.0)
+    session = LiveSession(model, emit_activity=True)
+    out = await play_timeline(session, [(0.0, end_of_turn("q")), (1.5, start_of_speech())])
+    labels = [
+        (at, json.loads(part.text)["activity"] if is_activity(part) else part.text or part.mimetype)
+        for at, part in out
+    ]
+    assert labels[:4] == [(0.0, "thinking"), (0.0, "speaking"), (0.0, "a"), (1.0, "b")]
+    # Barge-in: the cancel comes first (nothing may wait before it), then
+    # the cut turn's markers, then listening, all at once.
+    assert labels[4:7] == [
+        (1.5, "application/x.trio-live.interrupted"),
+        (1.5, "application/x.trio-live.turn-complete"),
+        (1.5, "listening"),
+    ]
+    assert session.statistics().activity == "listening"
+
+
+async def test_a_trigger_racing_the_answers_end_keeps_what_was_heard(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The model has sent its whole answer and tidies up (shielded, as an HTTP
+    # adapter closing its stream does) when the next turn cancels it: the
+    # history and the markers must agree (the listener stops at interrupted).
+    async def tidy(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        await prompt.collect()
+        await output.send(text_part("all of it", role="model"))
+        with trio.CancelScope(shield=True):
+            await trio.sleep(1.0)
+
+    async with LiveSession(tidy, track_playback=True) as session:
+        await session.send(end_of_turn("q"))
+        assert (await session.receive()).text == "all of it"
+        session.report_playback(1, 3)
+        await trio.sleep(0.5)
+        await session.send(end_of_turn("next"))
+        assert is_interrupted(await session.receive())
+        assert is_turn_complete(await session.receive())
+        await trio.testing.wait_all_tasks_blocked()
+        assert texts(session.history()[:2]) == ["q", "all"]
+
+
+async def test_cancelling_the_session_while_an_answer_plays_keeps_the_stash(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel(["one two three"])
+    session = LiveSession(model, track_playback=True)
+    with trio.CancelScope() as scope:
+        async with session:
+            await session.send(end_of_turn("q"))
+            await session.receive()
+            assert is_turn_complete(await session.receive())
+            await session.send(text_part("said while it played"))
+            await trio.testing.wait_all_tasks_blocked()
+            session.report_playback(1, 3)
+            scope.cancel()
+            await trio.sleep_forever()
+    assert texts(session.history()) == ["q", "one", "said while it played"]

@@ -11,6 +11,7 @@ from ._errors import (
     MalformedStreamError,
     ModelError,
     ModelTimeoutError,
+    PolicyError,
     ProtocolError,
     RateLimitedError,
     ServerError,
@@ -24,6 +25,7 @@ from ._parts import (
     STATUS_SUBSTREAM,
     TRANSCRIPTION_SUBSTREAM,
     Part,
+    activity_part,
     audio_mimetype,
     audio_part,
     audio_rate,
@@ -32,6 +34,7 @@ from ._parts import (
     error_part,
     image_part,
     interrupted,
+    is_activity,
     is_audio,
     is_end_of_speech,
     is_end_of_turn,
@@ -40,6 +43,7 @@ from ._parts import (
     is_image,
     is_interrupted,
     is_marker,
+    is_plain,
     is_reserved,
     is_start_of_speech,
     is_text,
@@ -52,7 +56,7 @@ from ._parts import (
     transcription,
     turn_complete,
 )
-from ._policy import EndOfInput, TriggerMode, TurnPolicy
+from ._policy import Activity, EndOfInput, TriggerMode, TurnPolicy
 from ._prompt import RollingPrompt
 from ._session import LiveSession
 from ._stats import SessionStatistics, TurnStats
@@ -60,6 +64,7 @@ from ._stats import SessionStatistics, TurnStats
 __version__ = "0.1.0"
 
 __all__ = [
+    "Activity",
     "AudioFormatError",
     "AuthenticationError",
     "BadRequestError",
@@ -71,6 +76,7 @@ __all__ = [
     "ModelError",
     "ModelTimeoutError",
     "Part",
+    "PolicyError",
     "PromptStream",
     "ProtocolError",
     "RESERVED_SUBSTREAMS",
@@ -88,6 +94,7 @@ __all__ = [
     "TurnPolicy",
     "TurnStats",
     "__version__",
+    "activity_part",
     "audio_mimetype",
     "audio_part",
     "audio_rate",
@@ -96,6 +103,7 @@ __all__ = [
     "error_part",
     "image_part",
     "interrupted",
+    "is_activity",
     "is_audio",
     "is_end_of_speech",
     "is_end_of_turn",
@@ -104,6 +112,7 @@ __all__ = [
     "is_image",
     "is_interrupted",
     "is_marker",
+    "is_plain",
     "is_reserved",
     "is_start_of_speech",
     "is_text",

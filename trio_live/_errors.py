@@ -4,8 +4,15 @@
 
     LiveError
     ├── SessionClosedError        input sent after the session stopped taking it
+    ├── PolicyError               the turn policy was driven out of order
     ├── ProtocolError             a malformed message or part from a client
-    │   └── AudioFormatError      audio that is not 16-bit mono PCM as declared
+    │   ├── AudioFormatError      audio that is not 16-bit mono PCM as declared
+    │   └── WireError             a bad websocket message (trio_live.web)
+    │       ├── MalformedMessage      not JSON, or fields of the wrong type
+    │       ├── UnknownMessageType    a ``type`` the protocol lacks
+    │       ├── UnsupportedVersion    a protocol version we do not speak
+    │       ├── MessageTooLarge       over the advertised limits
+    │       └── BadAudioFrame         (also an AudioFormatError)
     ├── ModelError                a turn model failed (status, server message)
     │   ├── AuthenticationError   401 / 403
     │   ├── BadRequestError       other 4xx, or a prompt the model cannot take
@@ -17,7 +24,8 @@
 
 Foreign errors (httpx, audio libraries) are converted where they enter the
 library, with the original kept as ``__cause__``. No message or repr ever holds
-an API key or a token.
+an API key or a token. Every class prints under the package that exports it
+(``trio_live.ModelError``, not the private module's name).
 """
 
 from __future__ import annotations
@@ -29,6 +37,13 @@ class LiveError(Exception):
 
 class SessionClosedError(LiveError):
     """The session no longer accepts input."""
+
+
+class PolicyError(LiveError):
+    """The turn policy was called in a state where that call makes no sense.
+
+    The policy is then in its ``error`` state and refuses every further call.
+    """
 
 
 class ProtocolError(LiveError):
@@ -97,3 +112,22 @@ class ModelTimeoutError(ModelError):
     def __init__(self, message: str, *, phase: str, status: int | None = None) -> None:
         super().__init__(message, status=status)
         self.phase = phase
+
+
+for _error in (
+    LiveError,
+    SessionClosedError,
+    PolicyError,
+    ProtocolError,
+    AudioFormatError,
+    SpeechError,
+    ModelError,
+    AuthenticationError,
+    BadRequestError,
+    RateLimitedError,
+    ServerError,
+    MalformedStreamError,
+    ModelTimeoutError,
+):
+    _error.__module__ = "trio_live"
+del _error

@@ -2,31 +2,30 @@
 
 A `Generation` holds what the session needs to know about one model call:
 its cancel scope, whether its turn was triggered (``released``), whether it
-has exited, and what it delivered. `GenerationOutput` is the channel handed
-to the model: it holds output back until the turn is triggered, tags each
-part with its turn, and records what was really delivered (a cancelled send
-delivered nothing), which is what joins the history.
+has exited, and what it delivered. Each field has one writer: the session
+releases and cancels it (`Generation.release`, `Generation.cancel`), its
+`GenerationOutput` records what was delivered, and the player's reports set
+``heard``.
+
+`GenerationOutput` is the channel handed to the model: it holds output back
+until the turn is triggered, tags each part with its turn, and records what
+was really delivered (a cancelled send delivered nothing), which is what
+joins the history.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import types
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import attrs
 import trio
 
-from ._parts import (
-    EMPTY_METADATA,
-    INTERRUPTED_MIMETYPE,
-    TURN_COMPLETE_MIMETYPE,
-    Part,
-    error_part,
-    is_marker,
-    is_text,
-)
+from ._parts import EMPTY_METADATA, Part, is_marker, is_text
 from ._prompt import Cursor
+from ._stats import TurnStats
 
 
 @attrs.define(eq=False)
@@ -35,44 +34,69 @@ class Generation:
 
     number: int
     cursor: Cursor
-    first_index: int
-    turn: int = 0
-    tag: Mapping[str, Any] = EMPTY_METADATA
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     released: trio.Event = attrs.field(factory=trio.Event)
     exited: trio.Event = attrs.field(factory=trio.Event)
+    # Set once, by `release`.
+    turn: int = 0
+    tag: Mapping[str, Any] = EMPTY_METADATA
+    triggered_at: float = math.nan
+    prompt_parts: int = 0
+    # Written by the generation's `GenerationOutput`.
     delivered: list[Part] = attrs.field(factory=list)
     output_parts: int = 0
-    prompt_parts: int = 0
-    triggered_at: float = math.nan
     first_output_at: float | None = None
+    # Written by the session.
     barge_in_at: float | None = None
     error: Exception | None = None
     #: Characters of the answer the listener reported hearing.
     heard: int = 0
 
-    def closing_markers(self) -> list[Part]:
-        """The parts that end this generation's turn on the output, in order.
+    def release(self, turn: int, *, prompt_parts: int, now: float) -> None:
+        """Its turn ``turn`` was triggered at ``now``: let its output through."""
+        self.turn = turn
+        # One read-only {"turn": n} shared by the turn's plain parts.
+        self.tag = types.MappingProxyType({"turn": turn})
+        self.prompt_parts = prompt_parts
+        self.triggered_at = now
+        self.released.set()
 
-        An error report (if the model failed), ``interrupted`` (if it was
-        cancelled), then ``turn_complete``; each tagged with the turn.
-        """
-        tag = self.tag
-        markers = []
-        if self.error is not None:
-            markers.append(error_part(self.error).with_metadata(**tag))
-        if self.scope.cancelled_caught:
-            markers.append(Part(mimetype=INTERRUPTED_MIMETYPE, role="model", metadata=tag))
-        markers.append(Part(mimetype=TURN_COMPLETE_MIMETYPE, role="model", metadata=tag))
-        return markers
+    def cancel(self, *, barge_in_at: float | None = None) -> None:
+        """Cancel its scope; ``barge_in_at`` is when the user's speech began, if that was why."""
+        if barge_in_at is not None and not self.scope.cancel_called:
+            self.barge_in_at = barge_in_at
+        self.scope.cancel()
+
+    def stats(self, *, ended_at: float, cancelled: bool) -> TurnStats:
+        """Its turn's statistics, once its closing markers are out."""
+        return TurnStats(
+            turn=self.turn,
+            triggered_at=self.triggered_at,
+            first_output_at=self.first_output_at,
+            ended_at=ended_at,
+            cancelled=cancelled,
+            barge_in_at=self.barge_in_at if cancelled else None,
+            prompt_parts=self.prompt_parts,
+            output_parts=self.output_parts,
+        )
 
 
 class GenerationOutput(trio.abc.SendChannel[Part]):
-    """The channel a generation sends its output into."""
+    """The channel a generation sends its output into.
 
-    def __init__(self, gen: Generation, outbox: trio.MemorySendChannel[Part]) -> None:
+    ``started(turn)`` is called before the turn's first part goes out and
+    returns parts to send ahead of it (the policy's activity report).
+    """
+
+    def __init__(
+        self,
+        gen: Generation,
+        outbox: trio.MemorySendChannel[Part],
+        started: Callable[[int], Sequence[Part]],
+    ) -> None:
         self._gen = gen
         self._outbox = outbox
+        self._started = started
         self._closed = False
 
     async def send(self, value: Part) -> None:
@@ -93,9 +117,11 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
                 mimetype=value.mimetype,
                 role="model",
                 substream=value.substream,
-                # One read-only {"turn": n} shared by the turn's plain parts.
                 metadata=gen.tag if not metadata else {**metadata, "turn": gen.turn},
             )
+        if gen.first_output_at is None:
+            for part in self._started(gen.turn):
+                await self._outbox.send(part)
         await self._outbox.send(value)
         if gen.first_output_at is None:
             gen.first_output_at = trio.current_time()

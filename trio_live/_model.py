@@ -7,7 +7,9 @@ A turn model is any async callable ``model(prompt, output)``:
   part, so a long history costs no scheduler round trips) and suspends only
   when it must wait for parts that have not arrived yet. It ends when the
   user's turn is triggered. `PromptStream.collect` waits for the whole prompt,
-  which is what an HTTP adapter needs before it can send a request.
+  which is what an HTTP adapter needs before it can send a request. One task
+  reads a prompt at a time: a second task that waits on it while the first
+  waits gets `trio.BusyResourceError`.
 * ``output`` is a `trio.abc.SendChannel` of parts: every part the model sends
   goes to the session's output, and into the history once the generation
   ends. A send blocks until the turn is triggered (the session starts the
@@ -93,6 +95,9 @@ class PromptStream:
         if cursor.available() or cursor.exhausted:
             await trio.lowlevel.checkpoint()
             return
+        if cursor.waker is not None:
+            # One waker slot: a second waiting reader would never be woken.
+            raise trio.BusyResourceError("another task is already waiting on this prompt")
         # Park this task until the cursor calls its waker (no Event per
         # wait: this runs once per part for a model that streams).
         task = trio.lowlevel.current_task()

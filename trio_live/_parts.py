@@ -47,6 +47,7 @@ TURN_COMPLETE_MIMETYPE: Final = "application/x.trio-live.turn-complete"
 INTERRUPTED_MIMETYPE: Final = "application/x.trio-live.interrupted"
 ERROR_MIMETYPE: Final = "application/x.trio-live.error+json"
 TURN_STATS_MIMETYPE: Final = "application/x.trio-live.turn-stats+json"
+ACTIVITY_MIMETYPE: Final = "application/x.trio-live.activity+json"
 
 MARKER_MIMETYPES: Final = frozenset(
     {
@@ -212,6 +213,15 @@ def status_part(value: Any, *, mimetype: str = JSON_MIMETYPE) -> Part:
     return json_part(value, mimetype=mimetype, substream=STATUS_SUBSTREAM)
 
 
+def activity_part(activity: str, *, turn: int) -> Part:
+    """What the conversation visibly does now, on the ``status`` substream.
+
+    ``activity`` is ``"listening"``, ``"thinking"`` or ``"speaking"``; ``turn``
+    is the latest turn's number (0 before the first).
+    """
+    return status_part({"activity": activity, "turn": turn}, mimetype=ACTIVITY_MIMETYPE)
+
+
 def error_part(error: BaseException) -> Part:
     """Report ``error`` on the ``status`` substream (its type and message, no traceback)."""
     return status_part(
@@ -246,6 +256,20 @@ def is_image(part: Part) -> bool:
 def is_marker(part: Part) -> bool:
     """True for speech events and output markers (they carry no content)."""
     return part.mimetype in MARKER_MIMETYPES
+
+
+def is_plain(part: Part) -> bool:
+    """True for plain input: content on the main stream with no metadata.
+
+    Audio chunks and text are plain; speech events, end-of-turn parts,
+    transcriptions and reserved substreams are not. Plain input only ever
+    joins the prompt (or the stash): it cannot change the turn's state.
+    """
+    return (
+        not part.substream
+        and part.metadata is EMPTY_METADATA
+        and part.mimetype not in MARKER_MIMETYPES
+    )
 
 
 def is_end_of_turn(part: Part) -> bool:
@@ -286,6 +310,11 @@ def is_final_transcription(part: Part) -> bool:
 def is_reserved(part: Part) -> bool:
     """True for a part on a reserved substream (``status``, ``debug``)."""
     return part.substream in RESERVED_SUBSTREAMS
+
+
+def is_activity(part: Part) -> bool:
+    """True for an activity report made by `activity_part`."""
+    return part.mimetype == ACTIVITY_MIMETYPE
 
 
 def is_error(part: Part) -> bool:

@@ -43,18 +43,22 @@ from typing import Final
 
 import attrs
 
+from ._checks import to_enum
+from ._errors import PolicyError
 from ._parts import (
-    EMPTY_METADATA,
     END_OF_SPEECH_MIMETYPE,
     END_OF_TURN_KEY,
-    MARKER_MIMETYPES,
+    INTERRUPTED_MIMETYPE,
     RESERVED_SUBSTREAMS,
     START_OF_SPEECH_MIMETYPE,
     TRANSCRIPTION_SUBSTREAM,
+    TURN_COMPLETE_MIMETYPE,
     Part,
+    activity_part,
     is_audio,
     is_end_of_turn,
     is_final_transcription,
+    is_plain,
 )
 
 
@@ -80,6 +84,16 @@ class EndOfInput(enum.Enum):
     NEVER = "never"
 
 
+def trigger_mode(value: object) -> TriggerMode:
+    """The ``trigger`` option, from a `TriggerMode` or its value."""
+    return to_enum(TriggerMode, "trigger", value)
+
+
+def end_of_input_mode(value: object) -> EndOfInput:
+    """The ``end_of_input`` option, from an `EndOfInput` or its value."""
+    return to_enum(EndOfInput, "end_of_input", value)
+
+
 class State(enum.Enum):
     """Where the conversation is."""
 
@@ -88,6 +102,19 @@ class State(enum.Enum):
     PLAYING = "playing"
     CLOSING = "closing"
     CLOSED = "closed"
+    #: The policy was misused (see `PolicyError`); it takes no more calls.
+    ERROR = "error"
+
+
+class Activity(enum.Enum):
+    """What the conversation visibly does, for a badge or a log line."""
+
+    #: No answer is due: the user has the floor.
+    LISTENING = "listening"
+    #: A turn was triggered and its answer has not started yet.
+    THINKING = "thinking"
+    #: The answer is coming out (or, with playback tracking, still playing).
+    SPEAKING = "speaking"
 
 
 # --- actions ----------------------------------------------------------------
@@ -126,8 +153,8 @@ class Control(enum.Enum):
     TRIGGER = "trigger"
     #: Wait for the running generation to finish by itself.
     AWAIT = "await"
-    #: The user speaks over the answer's playback: stop it (interrupted
-    #: marker) and keep the answer only as far as it was heard.
+    #: The user speaks over the answer's playback: keep the answer only as
+    #: far as it was heard (the policy emits its ``interrupted`` marker next).
     STOP_PLAYBACK = "stop_playback"
     #: The answer's playback is over (or no longer tracked): keep all of it.
     FINISH_PLAYBACK = "finish_playback"
@@ -143,12 +170,45 @@ STOP_PLAYBACK: Final = Control.STOP_PLAYBACK
 FINISH_PLAYBACK: Final = Control.FINISH_PLAYBACK
 DROP_PENDING: Final = Control.DROP_PENDING
 
-Action = Emit | AddToPrompt | Stash | Control
-NOTHING: Final[tuple[Action, ...]] = ()
+#: What the driver must await: output to send, a generation to handle.
+Effect = Emit | Control
+#: Everything the policy may decide; `AddToPrompt` and `Stash` are carried
+#: out synchronously.
+Action = AddToPrompt | Stash | Effect
+NOTHING: Final[tuple[Effect, ...]] = ()
 
 
-class PolicyError(RuntimeError):
-    """The driver called the policy in a state where that call makes no sense."""
+class Keep(enum.Enum):
+    """How much of an ended generation's answer joins the history."""
+
+    #: Everything it delivered.
+    ALL = "all"
+    #: As far as the listener heard it (playback tracking, answer cut short).
+    HEARD = "heard"
+    #: Nothing yet: it is still being played (`State.PLAYING`); it joins when
+    #: the playback is finished or stopped.
+    LATER = "later"
+
+
+@attrs.frozen
+class TurnEnd:
+    """The policy's verdict on a generation that has exited.
+
+    Attributes:
+        keep: how much of the answer joins the history now.
+        markers: the turn's closing markers for the output, in order
+            (``interrupted`` if it was cut short, then ``turn_complete``, then
+            an activity report if that changed), each tagged with the turn.
+            A model error, if the driver reports one, goes before them.
+    """
+
+    keep: Keep
+    markers: tuple[Part, ...]
+
+    @property
+    def interrupted(self) -> bool:
+        """True if the turn was cut short (its markers start with ``interrupted``)."""
+        return bool(self.markers) and self.markers[0].mimetype == INTERRUPTED_MIMETYPE
 
 
 # --- the machine ------------------------------------------------------------
@@ -165,6 +225,10 @@ def _check_timeout(
 class TurnPolicy:
     """Decides what each input part does to the conversation.
 
+    Misuse (input after the input ended, a generation that was never
+    triggered) raises `PolicyError` and leaves the machine in `State.ERROR`,
+    where every further call raises `PolicyError` too.
+
     Args:
         trigger: what, besides an explicit end-of-turn, triggers a turn.
         wait_for_end_of_speech: in final-transcription mode, hold a final
@@ -177,13 +241,20 @@ class TurnPolicy:
             None waits as long as it takes.
         track_playback: the listener reports how far it heard each answer;
             an answer joins the history only once heard (see `PLAYING`).
+        emit_activity: report every change of `activity` as an `Emit` of an
+            activity part (see `trio_live.activity_part`).
     """
 
-    trigger: TriggerMode = TriggerMode.FINAL_TRANSCRIPTION
+    trigger: TriggerMode = attrs.field(
+        default=TriggerMode.FINAL_TRANSCRIPTION, converter=trigger_mode
+    )
     wait_for_end_of_speech: bool = True
-    end_of_input: EndOfInput = EndOfInput.IF_UNANSWERED
+    end_of_input: EndOfInput = attrs.field(
+        default=EndOfInput.IF_UNANSWERED, converter=end_of_input_mode
+    )
     track_playback: bool = False
     end_of_speech_timeout: float | None = attrs.field(default=None, validator=_check_timeout)
+    emit_activity: bool = False
     state: State = attrs.field(init=False, default=State.LISTENING)
     #: Between start and end of speech.
     user_speaking: bool = attrs.field(init=False, default=False)
@@ -195,21 +266,48 @@ class TurnPolicy:
     unanswered: bool = attrs.field(init=False, default=False)
     #: How many turns were triggered (the number of the latest one).
     turn: int = attrs.field(init=False, default=0)
+    # The latest turn that is over for the listener, and the latest one that
+    # has started to speak: together they give `activity`.
+    _done_turn: int = attrs.field(init=False, default=0)
+    _spoken_turn: int = attrs.field(init=False, default=0)
+    _shown: Activity = attrs.field(init=False, default=Activity.LISTENING)
+
+    @property
+    def activity(self) -> Activity:
+        """What the conversation visibly does now (listening, thinking, speaking)."""
+        if self.turn <= self._done_turn or self.state is State.ERROR:
+            return Activity.LISTENING
+        if self._spoken_turn >= self.turn:
+            return Activity.SPEAKING
+        return Activity.THINKING
+
+    def _shown_change(self) -> tuple[Effect, ...]:
+        activity = self.activity
+        if activity is self._shown:
+            return NOTHING
+        self._shown = activity
+        if not self.emit_activity:
+            return NOTHING
+        return (Emit(activity_part(activity.value, turn=self.turn)),)
+
+    def _misuse(self, message: str) -> PolicyError:
+        self.state = State.ERROR
+        return PolicyError(message)
+
+    def _check_open(self) -> None:
+        state = self.state
+        if state is State.CLOSING or state is State.CLOSED or state is State.ERROR:
+            raise self._misuse(f"input after the input ended (state {state.value})")
 
     def receive(self, part: Part, now: float) -> tuple[Action, ...]:
         """The actions for one input part arriving at time ``now``."""
         state = self.state
-        if state is State.CLOSING or state is State.CLOSED:
-            raise PolicyError(f"input after the input ended (state {state.value})")
+        if state is State.CLOSING or state is State.CLOSED or state is State.ERROR:
+            raise self._misuse(f"input after the input ended (state {state.value})")
+        if is_plain(part):
+            return (self._plain(part),)
         substream = part.substream
         mimetype = part.mimetype
-        if not substream and part.metadata is EMPTY_METADATA and mimetype not in MARKER_MIMETYPES:
-            # The common case (audio chunks, text): rule 6 without detours.
-            if not self.unanswered and not mimetype.startswith("audio/"):
-                self.unanswered = True
-            if state is State.LISTENING:
-                return (AddToPrompt(part),)
-            return (Stash(part),)
         if substream:
             if substream in RESERVED_SUBSTREAMS:
                 # Rule 1: reserved substreams pass straight through.
@@ -221,10 +319,16 @@ class TurnPolicy:
             self.user_speaking = True
             self.unanswered = True
             if self.state is State.ANSWERING:
-                return (BARGE_IN,)
+                self._done_turn = self.turn
+                return (BARGE_IN, *self._shown_change())
             if self.state is State.PLAYING:
+                # Rule 13: speech over the answer's playback stops it.
                 self.state = State.LISTENING
-                return (STOP_PLAYBACK,)
+                self._done_turn = self.turn
+                stopped = Part(
+                    mimetype=INTERRUPTED_MIMETYPE, role="model", metadata={"turn": self.turn}
+                )
+                return (STOP_PLAYBACK, Emit(stopped), *self._shown_change())
             return NOTHING
         if mimetype == END_OF_SPEECH_MIMETYPE:
             self.user_speaking = False
@@ -242,6 +346,19 @@ class TurnPolicy:
         if not is_audio(part):
             self.unanswered = True
         return (self._user_input(part),)
+
+    def take_plain(self, part: Part) -> AddToPrompt | Stash:
+        """The one action for a part that `is_plain` (what `receive` would return)."""
+        self._check_open()
+        return self._plain(part)
+
+    def _plain(self, part: Part) -> AddToPrompt | Stash:
+        # The common case (audio chunks, text): rule 6 without detours.
+        if not self.unanswered and not part.mimetype.startswith("audio/"):
+            self.unanswered = True
+        if self.state is State.LISTENING:
+            return AddToPrompt(part)
+        return Stash(part)
 
     def _transcription(self, part: Part, now: float) -> tuple[Action, ...]:
         # Rule 2: transcriptions are shown; only final ones join the prompt.
@@ -266,72 +383,105 @@ class TurnPolicy:
             return Stash(part)
         return AddToPrompt(part)
 
-    def _trigger(self) -> tuple[Action, ...]:
+    def _start_turn(self) -> State:
         before = self.state
         self.state = State.ANSWERING
         self.turn += 1
         self.trigger_deferred = False
         self.deadline = None
         self.unanswered = False
-        if before is State.ANSWERING:
-            return (CANCEL, TRIGGER)
-        if before is State.PLAYING:
-            return (FINISH_PLAYBACK, TRIGGER)
-        return (TRIGGER,)
+        return before
 
-    def tick(self, now: float) -> tuple[Action, ...]:
+    def _trigger(self) -> tuple[Effect, ...]:
+        before = self._start_turn()
+        if before is State.ANSWERING:
+            return (CANCEL, TRIGGER, *self._shown_change())
+        if before is State.PLAYING:
+            return (FINISH_PLAYBACK, TRIGGER, *self._shown_change())
+        return (TRIGGER, *self._shown_change())
+
+    def tick(self, now: float) -> tuple[Effect, ...]:
         """The actions due at time ``now`` (call it once `deadline` has passed)."""
+        self._check_open()
         deadline = self.deadline
         if deadline is None or now < deadline:
             return NOTHING
         # Rule 10's bound: no end of speech came in time; answer now.
         return self._trigger()
 
-    def generation_ended(self, turn: int, *, cancelled: bool = False) -> bool:
-        """The generation of turn number ``turn`` has exited.
+    def output_started(self, turn: int) -> tuple[Effect, ...]:
+        """Turn ``turn``'s answer has started to reach the output."""
+        if turn > self._spoken_turn:
+            self._spoken_turn = turn
+        return self._shown_change()
 
-        Returns True if its answer is now being played (`PLAYING`): it joins
-        the history later, when `playback_finished` or a barge-in says how
-        much was heard. A generation superseded by a newer turn changes
-        nothing.
+    def generation_ended(
+        self, turn: int, *, cancelled: bool = False, finished: bool = True
+    ) -> TurnEnd:
+        """The verdict on turn ``turn``'s generation, which has exited.
+
+        Args:
+            turn: the turn the generation answered.
+            cancelled: the driver cancelled it (barge-in or a newer turn).
+            finished: the model's call ended by itself (returned or failed),
+                rather than by a cancellation.
+
+        A generation superseded by a newer turn changes no state. Rule 8
+        lives here: a turn cut short gets ``interrupted`` before its
+        ``turn_complete``; with playback tracking, an answer the driver
+        cancelled is cut where the listener stopped hearing it, even if the
+        model had just finished (the listener's playback stops at the
+        ``interrupted`` marker), and an answer that ended by itself is
+        played before it joins the history.
         """
         if turn > self.turn or turn < 1:
-            raise PolicyError(f"turn {turn} was never triggered (latest: {self.turn})")
-        if turn < self.turn:
-            return False
-        if self.state is State.ANSWERING:
-            if self.track_playback and not cancelled:
-                self.state = State.PLAYING
-                return True
-            self.state = State.LISTENING
-        elif self.state is not State.CLOSING:
-            raise PolicyError(f"no generation was running (state {self.state.value})")
-        return False
+            raise self._misuse(f"turn {turn} was never triggered (latest: {self.turn})")
+        interrupted = cancelled and (self.track_playback or not finished)
+        keep = Keep.HEARD if interrupted and self.track_playback else Keep.ALL
+        if turn == self.turn:
+            if self.state is State.ANSWERING:
+                if self.track_playback and not cancelled:
+                    self.state = State.PLAYING
+                    keep = Keep.LATER
+                else:
+                    self.state = State.LISTENING
+            elif self.state is not State.CLOSING:
+                raise self._misuse(f"no generation was running (state {self.state.value})")
+            if keep is not Keep.LATER:
+                self._done_turn = turn
+        tag = {"turn": turn}
+        markers = [Part(mimetype=TURN_COMPLETE_MIMETYPE, role="model", metadata=tag)]
+        if interrupted:
+            markers.insert(0, Part(mimetype=INTERRUPTED_MIMETYPE, role="model", metadata=tag))
+        markers.extend(action.part for action in self._shown_change() if isinstance(action, Emit))
+        return TurnEnd(keep=keep, markers=tuple(markers))
 
-    def playback_finished(self, turn: int) -> tuple[Action, ...]:
+    def playback_finished(self, turn: int) -> tuple[Effect, ...]:
         """The listener has heard all of turn ``turn``'s answer."""
         if self.state is State.PLAYING and turn == self.turn:
             self.state = State.LISTENING
-            return (FINISH_PLAYBACK,)
+            self._done_turn = turn
+            return (FINISH_PLAYBACK, *self._shown_change())
         return NOTHING
 
-    def input_ended(self) -> tuple[Action, ...]:
+    def input_ended(self) -> tuple[Effect, ...]:
         """The actions when the input ends: finish, maybe answer once more, close."""
-        if self.state is State.CLOSING or self.state is State.CLOSED:
-            raise PolicyError("the input already ended")
+        self._check_open()
         # Rule 11: a running answer finishes; it is not cancelled.
-        actions: tuple[Action, ...] = NOTHING
+        actions: tuple[Effect, ...] = NOTHING
         if self.state is State.ANSWERING:
             actions = (AWAIT,)
         elif self.state is State.PLAYING:
-            actions = (FINISH_PLAYBACK,)
+            self._done_turn = self.turn
+            actions = (FINISH_PLAYBACK, *self._shown_change())
         policy = self.end_of_input
         answer = policy is EndOfInput.ALWAYS or (
             policy is EndOfInput.IF_UNANSWERED and self.unanswered
         )
         if answer:
-            self._trigger()
-            actions = (*actions, TRIGGER, AWAIT)
+            # What runs or plays is finished above, not cancelled.
+            self._start_turn()
+            actions = (*actions, TRIGGER, *self._shown_change(), AWAIT)
         else:
             actions = (*actions, DROP_PENDING)
         self.deadline = None
@@ -340,4 +490,5 @@ class TurnPolicy:
 
     def closed(self) -> None:
         """The session has closed its output."""
-        self.state = State.CLOSED
+        if self.state is not State.ERROR:
+            self.state = State.CLOSED

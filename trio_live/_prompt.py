@@ -1,7 +1,7 @@
 """The rolling prompt: the conversation so far, cut to a window.
 
 Pure bookkeeping: no I/O, no clock (every time is an argument), no event loop.
-The trio side (`trio_live._stream`) wraps a `Cursor` to wait for new parts.
+The trio side (`trio_live._model.PromptStream`) wraps a `Cursor` to wait for new parts.
 
 Invariants:
 

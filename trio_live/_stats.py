@@ -66,7 +66,9 @@ class SessionStatistics:
         history_parts: parts kept in the rolling prompt.
         stashed_parts: parts waiting for the running answer to end.
         state: the turn-taking state (``listening``, ``answering``,
-            ``closing``, ``closed``).
+            ``playing``, ``closing``, ``closed``, or ``error`` after misuse).
+        activity: what the conversation visibly does (``listening``,
+            ``thinking``, ``speaking``).
         recent_turns: the last turns' statistics, oldest first.
     """
 
@@ -75,4 +77,5 @@ class SessionStatistics:
     history_parts: int
     stashed_parts: int
     state: str
+    activity: str
     recent_turns: tuple[TurnStats, ...]

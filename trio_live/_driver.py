@@ -1,0 +1,318 @@
+"""The mechanism under `LiveSession`: the driver that carries out the policy's actions.
+
+The policy (`trio_live._policy`) decides; this module carries its actions out.
+Each mechanism is here once:
+
+* a generation is a task in the session's nursery running the turn model
+  inside its own `trio.CancelScope`; barge-in is ``scope.cancel()`` followed
+  by waiting on the generation's ``exited`` event (`Driver._carry_out`), so
+  the next turn never starts while the old one tears down;
+* the next generation is started as soon as the previous turn is triggered
+  (pre-streaming): it reads the open prompt as it grows, and its output is
+  held back until its own turn is triggered;
+* prompt and stash actions are carried out synchronously in one place
+  (`Driver.store`), whether they come through the pump or `LiveSession.send`;
+* what a generation delivered joins the history, and the stash is flushed,
+  in the ``finally`` around the model call, as the policy's `TurnEnd`
+  verdict says: whatever ends the generation (it finishes, fails, or is
+  cancelled), the conversation stays whole; when the whole session ends, an
+  answer still playing joins as far as it was heard, and the stash after it;
+* the closing markers the verdict lists are sent after the cancel scope has
+  been left, so a barge-in cannot cut them off, and always after the last
+  output part of their generation.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Literal
+
+import attrs
+import trio
+
+from ._generation import Generation, GenerationOutput, heard_prefix
+from ._groups import raise_single
+from ._model import PromptStream, TurnModel
+from ._parts import TURN_STATS_MIMETYPE, Part, error_part, status_part
+from ._policy import (
+    AWAIT,
+    BARGE_IN,
+    CANCEL,
+    DROP_PENDING,
+    FINISH_PLAYBACK,
+    STOP_PLAYBACK,
+    TRIGGER,
+    AddToPrompt,
+    Effect,
+    Emit,
+    Keep,
+    Stash,
+    TurnEnd,
+    TurnPolicy,
+)
+from ._prompt import RollingPrompt
+from ._stats import TurnStats
+
+# How many ready input parts the pump takes before it yields to other tasks.
+_BATCH = 64
+
+
+@attrs.define(eq=False)
+class Driver:
+    """Runs one session's generations as its `TurnPolicy` decides."""
+
+    model: TurnModel
+    policy: TurnPolicy
+    prompt: RollingPrompt
+    model_errors: Literal["raise", "report"]
+    emit_stats: bool
+    recent_turns: int
+    #: True while the pump waits on an empty inbox (see `LiveSession.send`).
+    pump_waiting: bool = attrs.field(init=False, default=False)
+    turns: int = attrs.field(init=False, default=0)
+    interrupted: int = attrs.field(init=False, default=0)
+    recent: collections.deque[TurnStats] = attrs.field(init=False)
+    _generations: int = attrs.field(init=False, default=0)
+    _current: Generation | None = attrs.field(init=False, default=None)
+    _pending: Generation | None = attrs.field(init=False, default=None)
+    _playing: Generation | None = attrs.field(init=False, default=None)
+    _outbox: trio.MemorySendChannel[Part] | None = attrs.field(init=False, default=None)
+    _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
+
+    def __attrs_post_init__(self) -> None:
+        self.recent = collections.deque(maxlen=self.recent_turns)
+
+    async def run(
+        self,
+        inbox: trio.MemoryReceiveChannel[Part],
+        outbox: trio.MemorySendChannel[Part],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Carry out `LiveSession.run`."""
+        self._outbox = outbox
+        with outbox, inbox:
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    self._pending = self._spawn()
+                    task_status.started()
+                    await self._pump(inbox)
+                    for effect in self.policy.input_ended():
+                        await self._carry_out(effect)
+                    nursery.cancel_scope.cancel()
+            except BaseExceptionGroup as group:
+                raise_single(group)
+            finally:
+                # However the session ends, nothing the user sent is lost.
+                if self._playing is not None:
+                    playing = self._take_playing()
+                    self._commit(playing, playing.heard)
+                self.prompt.apply_stash(trio.current_time())
+                self.policy.closed()
+
+    async def _pump(self, inbox: trio.MemoryReceiveChannel[Part]) -> None:
+        receive_nowait = inbox.receive_nowait
+        policy = self.policy
+        decide = policy.receive
+        store = self.store
+        carry_out = self._carry_out
+        taken = 0
+        while True:
+            # Ready parts are taken without a checkpoint each (trio's receive
+            # checkpoints every time); we yield once per batch instead.
+            # (No await inside an except clause: the WouldBlock would stay
+            # alive, with its traceback, for the whole wait.)
+            try:
+                part = receive_nowait()
+            except trio.WouldBlock:
+                part = None
+            except trio.EndOfChannel:
+                return
+            if part is None:
+                taken = 0
+                # Only the context-manager form's `send` reads this flag.
+                self.pump_waiting = True
+                try:
+                    # Wait for input, or until the policy has something due.
+                    deadline = policy.deadline
+                    if deadline is None:
+                        part = await inbox.receive()
+                    else:
+                        with trio.move_on_at(deadline):
+                            part = await inbox.receive()
+                except trio.EndOfChannel:
+                    return
+                finally:
+                    self.pump_waiting = False
+            else:
+                taken += 1
+                if taken >= _BATCH:
+                    taken = 0
+                    await trio.lowlevel.checkpoint()
+            now = trio.current_time()
+            if part is None:
+                for effect in policy.tick(now):
+                    await carry_out(effect)
+            else:
+                for action in decide(part, now):
+                    if isinstance(action, (AddToPrompt, Stash)):
+                        store(action, now)
+                    else:
+                        await carry_out(action)
+            deadline = policy.deadline
+            if deadline is not None and trio.current_time() >= deadline:
+                # Input that never lets the pump wait must not delay what is due.
+                for effect in policy.tick(trio.current_time()):
+                    await carry_out(effect)
+
+    def store(self, action: AddToPrompt | Stash, now: float) -> None:
+        """Carry out a prompt or stash action (the one place that does)."""
+        if isinstance(action, AddToPrompt):
+            self.prompt.add(action.part, now)
+        else:
+            self.prompt.stash(action.part)
+
+    async def _carry_out(self, effect: Effect) -> None:
+        if isinstance(effect, Emit):
+            assert self._outbox is not None
+            await self._outbox.send(effect.part)
+            return
+        current = self._current
+        if effect is TRIGGER:
+            if current is not None:
+                await current.exited.wait()
+            gen = self._pending
+            assert gen is not None
+            now = trio.current_time()
+            closed = self.prompt.finalize(now)
+            self._current = gen
+            self._pending = self._spawn()
+            gen.release(self.policy.turn, prompt_parts=closed.size, now=now)
+        elif effect is BARGE_IN or effect is CANCEL:
+            if current is not None and not current.exited.is_set():
+                current.cancel(barge_in_at=trio.current_time() if effect is BARGE_IN else None)
+                await current.exited.wait()
+        elif effect is AWAIT:
+            if current is not None:
+                await current.exited.wait()
+        elif effect is DROP_PENDING:
+            pending = self._pending
+            assert pending is not None
+            pending.cancel()
+            await pending.exited.wait()
+        elif effect is STOP_PLAYBACK:
+            playing = self._take_playing()
+            self._commit(playing, playing.heard)
+        elif effect is FINISH_PLAYBACK:
+            self._commit(self._take_playing(), None)
+
+    def _take_playing(self) -> Generation:
+        playing, self._playing = self._playing, None
+        assert playing is not None
+        return playing
+
+    def report_playback(self, turn: int, chars: int, *, finished: bool) -> None:
+        """Carry out `LiveSession.report_playback`."""
+        for gen in (self._current, self._playing):
+            if gen is not None and gen.turn == turn:
+                gen.heard = max(gen.heard, chars)
+        if finished:
+            for effect in self.policy.playback_finished(turn):
+                if effect is FINISH_PLAYBACK:
+                    self._commit(self._take_playing(), None)
+                elif isinstance(effect, Emit):
+                    self._emit_now(effect.part)
+
+    def _emit_now(self, part: Part) -> None:
+        # For a report from synchronous code: in order if there is room.
+        outbox = self._outbox
+        assert outbox is not None
+        assert self._nursery is not None
+        try:
+            outbox.send_nowait(part)
+        except trio.WouldBlock:
+            self._nursery.start_soon(outbox.send, part)
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            pass
+
+    # -- generations ---------------------------------------------------------
+
+    def _spawn(self) -> Generation:
+        self._generations += 1
+        gen = Generation(number=self._generations, cursor=self.prompt.pending())
+        assert self._nursery is not None
+        self._nursery.start_soon(self._generate, gen, name=f"trio_live generation {gen.number}")
+        return gen
+
+    def _output_started(self, turn: int) -> list[Part]:
+        return [e.part for e in self.policy.output_started(turn) if isinstance(e, Emit)]
+
+    async def _generate(self, gen: Generation) -> None:
+        outbox = self._outbox
+        assert outbox is not None
+        output = GenerationOutput(gen, outbox, self._output_started)
+        finished = False
+        verdict = None
+        try:
+            try:
+                with gen.scope:
+                    try:
+                        await self.model(PromptStream(gen.cursor), output)
+                    except Exception as error:
+                        if self.model_errors == "raise":
+                            raise
+                        gen.error = error
+                    finished = True
+                    # A model that ended before its turn came still answers it
+                    # only once triggered (with nothing more to say).
+                    if not gen.released.is_set():
+                        await gen.released.wait()
+            finally:
+                if gen.released.is_set():
+                    verdict = self._end_turn(gen, finished=finished)
+            if verdict is not None:
+                await self._close_turn(gen, verdict, outbox)
+        finally:
+            gen.exited.set()
+
+    def _end_turn(self, gen: Generation, *, finished: bool) -> TurnEnd:
+        # Synchronous on purpose: runs in `finally`, possibly cancelled.
+        verdict = self.policy.generation_ended(
+            gen.turn, cancelled=gen.scope.cancel_called, finished=finished
+        )
+        if verdict.keep is Keep.LATER:
+            # Still being played: the answer joins once we know what was heard.
+            self._playing = gen
+        else:
+            self._commit(gen, gen.heard if verdict.keep is Keep.HEARD else None)
+        return verdict
+
+    def _commit(self, gen: Generation, heard: int | None) -> None:
+        # The answer (as far as it was heard), then the stash.
+        now = trio.current_time()
+        add = self.prompt.add
+        for part in gen.delivered if heard is None else heard_prefix(gen.delivered, heard):
+            add(part, now)
+        self.prompt.apply_stash(now)
+
+    async def _close_turn(
+        self, gen: Generation, verdict: TurnEnd, outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        # Back to back, without a scheduler round trip unless the output is
+        # full (a cancel of the whole session still lands here).
+        await trio.lowlevel.checkpoint_if_cancelled()
+        markers = verdict.markers
+        if gen.error is not None:
+            markers = (error_part(gen.error).with_metadata(**gen.tag), *markers)
+        for marker in markers:
+            try:
+                outbox.send_nowait(marker)
+            except trio.WouldBlock:
+                await outbox.send(marker)
+        stats = gen.stats(ended_at=trio.current_time(), cancelled=verdict.interrupted)
+        self.turns += 1
+        self.interrupted += verdict.interrupted
+        self.recent.append(stats)
+        if self.emit_stats:
+            await outbox.send(status_part(stats.as_dict(), mimetype=TURN_STATS_MIMETYPE))
