@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from trio_live._chat import chat
 from trio_live._cli import main
+from trio_live._cli.chat import chat
 
 ROOT = Path(__file__).resolve().parent.parent
 

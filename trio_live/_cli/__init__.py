@@ -13,17 +13,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from .. import __version__
 
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
-        "trio_live.voice._demo",
+        "trio_live._cli.demo",
         "the offline voice demo: a recorded conversation through VAD, speech to text, "
         "the live session, a local model and text to speech",
     ),
-    "chat": ("trio_live._chat", "a scripted text conversation with a barge-in"),
-    "serve": ("trio_live.web._serve_cli", "the websocket bridge and its browser page"),
+    "chat": ("trio_live._cli.chat", "a scripted text conversation with a barge-in"),
+    "serve": ("trio_live._cli.serve", "the websocket bridge and its browser page"),
 }
 
 
