@@ -68,3 +68,15 @@ async def test_chat_runs_against_a_served_model() -> None:
     assert "model: Served  answer." in text
     assert "3 turns" in text
     assert len(server.requests) >= 2
+
+
+def test_help_chat_and_serve_options_do_not_load_the_voice_extra() -> None:
+    code = (
+        "import sys\n"
+        "from trio_live._cli import build_parser\n"
+        "for command in (None, 'chat', 'serve'):\n"
+        "    build_parser(command)\n"
+        "assert 'numpy' not in sys.modules, 'numpy was imported'\n"
+        "assert 'trio_live.voice' not in sys.modules, 'the voice package was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60, check=True)

@@ -2,43 +2,67 @@
 
 Each subcommand lives in its own module, which provides ``add_arguments``
 (fill an argparse parser) and ``run`` (take the parsed arguments, return an
-exit status). Only the chosen subcommand's module is imported, so a missing
-optional back end never breaks the others.
+exit status). The demo's module needs the voice extra (numpy and the speech
+back ends), so it is imported only when the demo is chosen: ``trio-live
+--help``, ``chat`` and ``serve`` work without it.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
+from typing import Protocol
 
 from .. import __version__
+from . import chat, serve
 
-#: subcommand -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+
+class _Command(Protocol):
+    """What a subcommand's module provides."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+#: subcommand -> one-line help
+COMMANDS: dict[str, str] = {
     "demo": (
-        "trio_live._cli.demo",
         "the offline voice demo: a recorded conversation through VAD, speech to text, "
-        "the live session, a local model and text to speech",
+        "the live session, a local model and text to speech"
     ),
-    "chat": ("trio_live._cli.chat", "a scripted text conversation with a barge-in"),
-    "serve": ("trio_live._cli.serve", "the websocket bridge and its browser page"),
+    "chat": "a scripted text conversation with a barge-in",
+    "serve": "the websocket bridge and its browser page",
 }
 
 
+def _command_module(name: str) -> _Command:
+    """The module of subcommand ``name`` (the demo's is imported here, on demand)."""
+    if name == "demo":
+        from . import demo
+
+        return demo
+    if name == "chat":
+        return chat
+    if name == "serve":
+        return serve
+    raise ValueError(f"no such command: {name!r}")
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; only ``command``'s module is imported to fill its options."""
+    """The argument parser; only ``command``'s module fills its options."""
     parser = argparse.ArgumentParser(
         prog="trio-live", description="Live, interruptible conversations with language models."
     )
     parser.add_argument("--version", action="version", version=f"trio-live {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module_name, help_text) in COMMANDS.items():
+    for name, help_text in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(module=module_name)
         if name == command:
-            importlib.import_module(module_name).add_arguments(sub)
+            _command_module(name).add_arguments(sub)
     return parser
 
 
@@ -47,5 +71,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((word for word in words if word in COMMANDS), None)
     args = build_parser(command).parse_args(words)
-    status: int = importlib.import_module(args.module).run(args)
-    return status
+    return _command_module(args.command).run(args)
