@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +48,8 @@ def test_quickstart_example_runs() -> None:
         text=True,
         timeout=60,
         check=True,
+        # The example imports this checkout's package, not an installed copy.
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     lines = result.stdout.splitlines()
     assert "1 application/x.trio-live.interrupted ''" in lines
