@@ -20,8 +20,7 @@ import attrs
 import trio
 
 from trio_live import Part, audio_part
-from trio_live.voice import VadStage, make_backend
-from trio_live.voice._demo import (
+from trio_live._cli.demo import (
     load_conversation,
     microphone_track,
     prepare,
@@ -29,6 +28,7 @@ from trio_live.voice._demo import (
     summary,
     warm_up,
 )
+from trio_live.voice import VadStage, make_backend
 
 
 async def vad_rtf(backend: str, track: bytes) -> float:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from trio_live._chat import chat
 from trio_live._cli import main
+from trio_live._cli.chat import chat
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,6 +48,8 @@ def test_quickstart_example_runs() -> None:
         text=True,
         timeout=60,
         check=True,
+        # The example imports this checkout's package, not an installed copy.
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     lines = result.stdout.splitlines()
     assert "1 application/x.trio-live.interrupted ''" in lines
@@ -68,3 +71,15 @@ async def test_chat_runs_against_a_served_model() -> None:
     assert "model: Served  answer." in text
     assert "3 turns" in text
     assert len(server.requests) >= 2
+
+
+def test_help_chat_and_serve_options_do_not_load_the_voice_extra() -> None:
+    code = (
+        "import sys\n"
+        "from trio_live._cli import build_parser\n"
+        "for command in (None, 'chat', 'serve'):\n"
+        "    build_parser(command)\n"
+        "assert 'numpy' not in sys.modules, 'numpy was imported'\n"
+        "assert 'trio_live.voice' not in sys.modules, 'the voice package was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60, check=True)

@@ -9,12 +9,7 @@ import trio
 import trio.testing
 
 from trio_live import Part, is_end_of_speech, is_text, text_part, transcription
-from trio_live._errors import ModelError
-from trio_live._model import PromptStream
-from trio_live._prompt import RollingPrompt
-from trio_live.testing import ScriptedModel
-from trio_live.voice import EspeakTts, duration, read_wav
-from trio_live.voice._demo import (
+from trio_live._cli.demo import (
     Line,
     add_arguments,
     load_conversation,
@@ -23,6 +18,11 @@ from trio_live.voice._demo import (
     run_demo,
     warm_up,
 )
+from trio_live._errors import ModelError
+from trio_live._model import PromptStream
+from trio_live._prompt import RollingPrompt
+from trio_live.testing import ScriptedModel
+from trio_live.voice import EspeakTts, duration, read_wav
 
 STORY = (
     "Once upon a time a small cat lived in a quiet house. Every morning she sat by the"
@@ -170,8 +170,8 @@ async def test_warm_up_stops_the_model_after_its_first_output(
 
 
 def test_the_demo_uses_the_local_model_with_short_english_answers() -> None:
+    from trio_live._cli.demo import REPEAT_PENALTY, SYSTEM, _model
     from trio_live.models.local import LocalModel
-    from trio_live.voice._demo import REPEAT_PENALTY, SYSTEM, _model
 
     args = argparse.Namespace(model_url=None, system_instruction=None)
     model = _model(args)

@@ -7,16 +7,15 @@ spells the result in its API's JSON.
 
 from __future__ import annotations
 
-import io
-import wave
 from collections.abc import Iterable
 
 import attrs
 
 from .._errors import AudioFormatError, BadRequestError
 from .._parts import JSON_MIMETYPE, Part, audio_rate, is_marker, is_reserved, is_text
+from .._wav import wav_from_pcm
 
-__all__ = ["Blob", "Message", "group_messages", "wav_from_pcm"]
+__all__ = ["Blob", "Message", "group_messages"]
 
 
 @attrs.frozen(kw_only=True)
@@ -40,17 +39,6 @@ class Message:
 
     role: str
     items: tuple[str | Blob, ...]
-
-
-def wav_from_pcm(pcm: bytes, rate: int) -> bytes:
-    """Wrap 16-bit little-endian mono PCM at ``rate`` Hz in a WAV file."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(1)
-        writer.setsampwidth(2)
-        writer.setframerate(rate)
-        writer.writeframes(pcm)
-    return buffer.getvalue()
 
 
 def _is_pcm(mimetype: str) -> bool:

@@ -45,10 +45,10 @@ from .._errors import (
     ServerError,
 )
 from .._httpclient import OwnsHTTPClient
+from .._httpstatus import error_for_status, message_from_body, parse_retry_after
 from .._model import PromptStream
 from .._parts import Part, text_part
 from ._sse import ServerSentEvent, SSEDecoder
-from ._status import error_for_status, message_from_body, parse_retry_after
 
 __all__ = ["HTTPTurnModel"]
 

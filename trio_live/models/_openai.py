@@ -24,11 +24,11 @@ import attrs
 import httpx
 
 from .._errors import BadRequestError, MalformedStreamError
+from .._httpstatus import error_from_payload, load_json
 from .._parts import Part
 from ._content import Blob, group_messages
 from ._http import HTTPTurnModel
 from ._sse import ServerSentEvent
-from ._status import error_from_payload, load_json
 
 __all__ = ["OpenAIChatModel"]
 

@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from .._errors import AudioFormatError
 from .._parts import Part, audio_rate, is_audio
-from ..models._content import wav_from_pcm
+from .._wav import wav_from_pcm
 
 #: The rate the voice pipeline works at unless told otherwise.
 DEFAULT_RATE: Final = 16000

@@ -25,8 +25,8 @@ import trio
 from .._checks import positive
 from .._errors import MalformedStreamError, ModelError, ModelTimeoutError, ServerError
 from .._httpclient import OwnsHTTPClient
-from ..models._content import wav_from_pcm
-from ..models._status import error_for_status, parse_retry_after
+from .._httpstatus import error_for_status, parse_retry_after
+from .._wav import wav_from_pcm
 from ._stt_backends import check_pcm16
 
 _MASK: Final = "***"

@@ -38,25 +38,35 @@ import numpy as np
 import trio
 import trio.testing
 
-from .._chain import run_chain
-from .._errors import LiveError
-from .._groups import raise_single
-from .._model import PromptStream, TurnModel
-from .._parts import (
+from .. import (
+    LiveError,
+    LiveSession,
     Part,
+    PromptStream,
+    RollingPrompt,
+    TriggerMode,
+    TurnModel,
     is_audio,
     is_interrupted,
     is_turn_complete,
+    run_chain,
     text_part,
 )
-from .._policy import TriggerMode
-from .._prompt import RollingPrompt
-from .._session import LiveSession
-from ._audio import DEFAULT_RATE, duration, pcm_to_float, read_wav, write_wav
+from .._groups import raise_single
+from ..models import LocalModel, add_model_arguments, model_from_args
+from ..voice import (
+    DEFAULT_RATE,
+    EspeakTts,
+    SpeechToText,
+    VadStage,
+    duration,
+    load_recognizer,
+    pcm_to_float,
+    read_wav,
+    send_paced,
+    write_wav,
+)
 from ._demo_log import DemoLog, summary, write_stdout
-from ._pacing import send_paced
-from ._tts import EspeakTts
-from ._vad_stage import VadStage
 
 #: Where the bundled conversation lives, in a source checkout.
 CONVERSATION_DIR = Path(__file__).resolve().parents[2] / "examples" / "conversation"
@@ -285,20 +295,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stt", default="auto", help="speech to text: auto, moonshine or pocketsphinx"
     )
     parser.add_argument("--conversation", metavar="DIR", help="another recorded conversation")
-    try:
-        from ..models._factory import add_model_arguments
-    except ImportError:  # pragma: no cover - the factory ships with the package
-        return
     add_model_arguments(parser)
 
 
 def _model(args: argparse.Namespace) -> TurnModel:
     if getattr(args, "model_url", None):
-        from ..models._factory import model_from_args
-
         return model_from_args(args)
-    from ..models.local import LocalModel
-
     local: TurnModel = LocalModel(
         system_instruction=getattr(args, "system_instruction", None) or SYSTEM,
         max_tokens=60,
@@ -380,9 +382,6 @@ async def prepare(args: argparse.Namespace) -> tuple[TurnModel, Any]:
         SpeechError: no speech-to-text back end is installed.
         ModelError: the local model cannot be loaded.
     """
-    from ._stt import SpeechToText
-    from ._stt_backends import load_recognizer
-
     model = _model(args)
     # The first one alone: a missing back end fails here, plainly.
     first: Any = await trio.to_thread.run_sync(load_recognizer, args.stt)

@@ -11,7 +11,7 @@ import attrs
 import numpy as np
 import trio
 
-from .._parts import (
+from .. import (
     Part,
     is_audio,
     is_end_of_speech,

@@ -1,6 +1,7 @@
 """HTTP statuses and error payloads as the typed errors of `trio_live._errors`.
 
-Both APIs wrap errors the same way, ``{"error": {"message": ..., "code": ...}}``
+Shared by everything that talks HTTP: the HTTP models and the HTTP speech
+recognizer. Both model APIs wrap errors the same way, ``{"error": {"message": ..., "code": ...}}``
 (Gemini's streaming endpoint sometimes inside a list); a server that says
 nothing useful gets the reason phrase. Messages are cut to 500 characters.
 """
@@ -14,7 +15,7 @@ from typing import Any, Final
 
 import httpx
 
-from .._errors import (
+from ._errors import (
     AuthenticationError,
     BadRequestError,
     MalformedStreamError,

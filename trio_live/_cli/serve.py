@@ -9,25 +9,20 @@ the server gracefully: sessions are cancelled and clients get a close frame.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Callable
 
 import trio
 
-from .._chain import Stage
-from .._errors import LiveError
-from .._model import TurnModel
-from .._session import LiveSession
-from ._bridge import Pipeline
-from ._protocol import Config
-from ._server import ServerConfig, WebServer
+from .. import LiveError, LiveSession, Stage, TurnModel
+from ..models import add_model_arguments, model_from_args
+from ..web import Config, Pipeline, ServerConfig, WebServer
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add this command's options."""
-    from ..models import add_model_arguments
-
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument("--port", type=int, default=8765, help="TCP port (default: 8765)")
     parser.add_argument(
@@ -55,10 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM; returns the exit status."""
-    import os
-
-    from ..models import model_from_args
-
     token = args.token or os.environ.get("TRIO_LIVE_TOKEN") or None
     try:
         config = ServerConfig(
@@ -100,13 +91,11 @@ async def voice_pipeline(model: TurnModel, *, stt: str = "auto") -> Callable[[Co
     The recognizer is loaded once (in a worker thread); each connection gets
     fresh stages. With ``stt="none"`` only typed turns are understood.
     """
-    from ..voice import EspeakTts, VadStage
+    # The voice extra (numpy and the speech back ends) is loaded only here.
+    from ..voice import EspeakTts, SpeechToText, VadStage, load_recognizer
 
     recognizer = None
     if stt != "none":
-        from ..voice._stt import SpeechToText
-        from ..voice._stt_backends import load_recognizer
-
         recognizer = await trio.to_thread.run_sync(load_recognizer, stt)
 
     def factory(config: Config) -> Pipeline:

@@ -14,9 +14,11 @@ from typing import TextIO
 
 import trio
 
-from ._model import TurnModel
-from ._parts import (
+from .. import (
+    LiveSession,
     Part,
+    TriggerMode,
+    TurnModel,
     end_of_speech,
     end_of_turn,
     is_interrupted,
@@ -26,10 +28,8 @@ from ._parts import (
     text_part,
     transcription,
 )
-from ._policy import TriggerMode
-from ._session import LiveSession
-from .models import add_model_arguments, model_from_args
-from .testing import ScriptedModel
+from ..models import add_model_arguments, model_from_args
+from ..testing import ScriptedModel
 
 SCRIPT: list[tuple[float, Part]] = [
     (0.0, text_part("Hello! Who are you?")),
