@@ -22,10 +22,11 @@ LAYERS: list[dict[str, list[str]]] = [
     {"apps": ["_cli", "__main__"]},
     {"web": ["web"]},
     {"voice": ["voice"], "models": ["models"]},
-    {"session": ["", "_session", "_generation", "_chain", "_model", "testing"]},
+    {"session": ["", "_session", "_driver", "_generation", "_chain", "_model", "testing"]},
     {
         "core": [
             "_policy",
+            "policy",
             "_prompt",
             "_parts",
             "_errors",
