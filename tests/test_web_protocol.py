@@ -44,7 +44,6 @@ from trio_live.web import (
     input_parts,
     output_events,
 )
-from trio_live.web._echo import EchoGuard
 from trio_live.web._protocol import error_event, ready_event
 from trio_live.web._queue import DropOldQueue
 
@@ -275,49 +274,6 @@ async def test_queue_put_nowait_refuses_past_the_control_bound() -> None:
     queue.close()
     with pytest.raises(trio.ClosedResourceError):
         queue.put_nowait("c4")
-
-
-# --- the echo guard ------------------------------------------------------------
-
-
-class Vad:
-    model_speaking = False
-
-
-async def test_echo_guard_times(autojump_clock: trio.abc.Clock) -> None:
-    vad, other = Vad(), object()
-    guard = EchoGuard(stages=[other, vad], tail=0.5)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(guard.run)
-        start = trio.current_time()
-        guard.audio_sent(1, 2.0)
-        await trio.sleep(1.0)
-        guard.audio_sent(1, 2.0)  # queued behind the first: plays until start + 4
-        assert vad.model_speaking is True
-        await trio.sleep(3.49)
-        assert vad.model_speaking is True
-        await trio.sleep(0.02)  # start + 4.5: the audio had time to play, plus the tail
-        assert vad.model_speaking is False
-        assert not guard.active
-        # A report or an interruption of an older turn leaves a newer turn's guard on.
-        guard.audio_sent(3, 10.0)
-        guard.playback_finished(2)
-        guard.interrupted(2)
-        assert vad.model_speaking is True
-        guard.interrupted(3)
-        assert vad.model_speaking is False
-        guard.audio_sent(4, 10.0)
-        guard.playback_finished(4)
-        assert vad.model_speaking is False
-        await trio.sleep(20)
-        assert trio.current_time() - start > 24
-        nursery.cancel_scope.cancel()
-
-
-async def test_echo_guard_without_a_vad_does_nothing(autojump_clock: trio.abc.Clock) -> None:
-    guard = EchoGuard(stages=[object()], tail=0.5)
-    guard.audio_sent(1, 1.0)
-    assert not guard.active
 
 
 def test_web_all_is_sorted_and_complete() -> None:

@@ -26,6 +26,7 @@ from ._audio import (
     write_wav,
 )
 from ._pacing import WavSource, send_paced
+from ._playback import PlaybackTracker
 from ._stt import SpeechToText
 from ._stt_backends import (
     AsyncRecognizer,
@@ -48,6 +49,7 @@ __all__ = [
     "EspeakTts",
     "HttpRecognizer",
     "MoonshineRecognizer",
+    "PlaybackTracker",
     "PocketSphinxRecognizer",
     "Rechunker",
     "Recognizer",

@@ -15,25 +15,28 @@ cancels the connection's nursery, and the session stops at its next
 checkpoint. A client whose control messages fill the input queue (the
 pipeline does not take them) is closed with 1013 rather than left unread.
 
-While the client plays speech, the voice activity stages among ``before``
-hear it through their echo guard (see ``_echo.py``).
+The bridge is given what it needs (a `BridgeConfig`, the server's
+`ServerCounters`, the websocket and the pipeline factory) and returns the
+close code: the server accepts and closes the websocket. The client's
+playback reports and the speech sent go to a `PlaybackTracker`, which tells
+the session what was heard and drives the echo guard of the voice activity
+stages among ``before``.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, TypeAlias
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeAlias
 
 import attrs
 import trio
 import trio_websocket
 
 from .._chain import Stage, run_chain
+from .._checks import non_negative, positive
 from .._errors import LiveError
 from .._parts import (
     Part,
-    audio_rate,
     is_audio,
     is_end_of_turn,
     is_final_transcription,
@@ -41,10 +44,11 @@ from .._parts import (
     is_start_of_speech,
     is_turn_complete,
 )
+from .._playback import PlaybackTracker
 from .._session import LiveSession
-from ._echo import EchoGuard
 from ._protocol import (
     Config,
+    Limits,
     Outgoing,
     Playback,
     WireError,
@@ -56,9 +60,6 @@ from ._protocol import (
     state_event,
 )
 from ._queue import DropOldQueue
-
-if TYPE_CHECKING:
-    from ._server import WebServer
 
 
 @attrs.frozen(kw_only=True)
@@ -81,25 +82,136 @@ PipelineFactory: TypeAlias = Callable[[Config], Pipeline]
 """Builds a fresh `Pipeline` for each connection, from the client's `Config`."""
 
 
-@attrs.define(eq=False)
-class Bridge:
-    """One connection: the reader, the pipeline and the writer."""
+class WebSocket(Protocol):
+    """What the bridge needs of a websocket (a `trio_websocket.WebSocketConnection`).
 
-    server: WebServer
-    ws: trio_websocket.WebSocketConnection
+    Both methods raise `trio_websocket.ConnectionClosed` once the connection
+    is closed.
+    """
+
+    async def send_message(self, message: str | bytes) -> None: ...
+
+    async def get_message(self) -> str | bytes: ...
+
+
+@attrs.frozen(kw_only=True)
+class BridgeConfig:
+    """The limits of one connection (the server's `ServerConfig` has the same names).
+
+    Attributes:
+        limits: the message limits (`Limits`).
+        audio_in_frames: input audio frames queued before the oldest is dropped.
+        audio_out_chunks: TTS chunks queued before the oldest is dropped.
+        control_queue: control messages queued each way.
+        echo_tail: seconds after the speech sent has had time to play before
+            the echo guard turns off by itself.
+    """
+
+    limits: Limits = attrs.field(factory=Limits)
+    audio_in_frames: int = attrs.field(default=250, validator=positive)
+    audio_out_chunks: int = attrs.field(default=200, validator=positive)
+    control_queue: int = attrs.field(default=64, validator=positive)
+    echo_tail: float = attrs.field(default=0.5, validator=non_negative)
+
+
+@attrs.define(eq=False)
+class ServerCounters:
+    """The server's counters; each bridge adds to those of its connection.
+
+    Attributes:
+        active: connections with a live session now.
+        total: sessions accepted since the start.
+        refused: websocket handshakes refused.
+        protocol_errors: malformed client messages answered with an error.
+        dropped_audio_in: input audio frames dropped (pipeline too slow),
+            added when a connection ends.
+        dropped_audio_out: TTS chunks dropped (client too slow), added when a
+            connection ends.
+    """
+
+    active: int = 0
+    total: int = 0
+    refused: int = 0
+    protocol_errors: int = 0
+    dropped_audio_in: int = 0
+    dropped_audio_out: int = 0
+
+
+# -- the conversation's visible state (to move into the core policy) ----------
+
+
+@attrs.define(eq=False)
+class VisibleState:
+    """The conversation's visible state, as ``state`` events show it (sans-IO).
+
+    listening → (a turn is asked for) thinking → (model output) speaking →
+    (the last asked-for turn completes) listening. The page adds its own
+    playback on top: it stays "speaking" while audio is still playing.
+
+    `input` and `output` take the parts on their way to and from the session
+    and return the new state to show, or None when it does not change.
+    """
+
+    state: str = "listening"
+    _requested: int = attrs.field(init=False, default=0)
+
+    def input(self, part: Part) -> str | None:
+        """The new state for an input part on its way to the session."""
+        if is_start_of_speech(part):
+            return self._change("listening")
+        if is_end_of_turn(part) or is_final_transcription(part):
+            self._requested += 1
+            return self._change("thinking")
+        return None
+
+    def output(self, part: Part) -> str | None:
+        """The new state for an output part of the session."""
+        turn = part.metadata.get("turn")
+        if part.role != "model" or not isinstance(turn, int) or turn < self._requested:
+            return None
+        if part.mimetype.startswith(("text/", "audio/")) and part.content and not part.substream:
+            return self._change("speaking")
+        if is_turn_complete(part):
+            return self._change("listening")
+        return None
+
+    def _change(self, state: str) -> str | None:
+        if state == self.state:
+            return None
+        self.state = state
+        return state
+
+
+# -- the connection -------------------------------------------------------------
+
+
+@attrs.define(eq=False, kw_only=True)
+class Bridge:
+    """One connection: the reader, the pipeline and the writer.
+
+    Args:
+        ws: the accepted websocket.
+        name: the session's name (in the ``ready`` event).
+        config: the connection's limits.
+        counters: the server's counters, added to.
+        pipeline: builds the connection's `Pipeline` from the client's `Config`.
+    """
+
+    ws: WebSocket
     name: str
+    config: BridgeConfig
+    counters: ServerCounters
+    pipeline: PipelineFactory
     audio_in: DropOldQueue[Part] = attrs.field(init=False)
     audio_out: DropOldQueue[Outgoing] = attrs.field(init=False)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
-    _session: LiveSession | None = attrs.field(init=False, default=None)
-    _echo: EchoGuard | None = attrs.field(init=False, default=None)
+    _playback: PlaybackTracker | None = attrs.field(init=False, default=None)
+    _visible: VisibleState = attrs.field(init=False, factory=VisibleState)
     _tts: bool = attrs.field(init=False, default=True)
     _close: tuple[int, str | None] = attrs.field(init=False, default=(1000, None))
-    _state: str = attrs.field(init=False, default="listening")
-    _requested: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
-        config = self.server.config
+        config = self.config
         self.audio_in = DropOldQueue(
             max_audio=config.audio_in_frames, max_control=config.control_queue
         )
@@ -108,18 +220,25 @@ class Bridge:
         )
 
     async def run(self) -> tuple[int, str | None]:
-        """Serve the connection until the client or the pipeline ends it."""
-        ready = ready_event(session=self.name, limits=self.server.config.limits)
+        """Serve the connection until the client or the pipeline ends it.
+
+        Returns the close code and reason to close the websocket with.
+        """
         try:
-            await self._send(ready)
-        except trio_websocket.ConnectionClosed:
+            ready = ready_event(session=self.name, limits=self.config.limits)
+            try:
+                await self._send(ready)
+            except trio_websocket.ConnectionClosed:
+                return self._close
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._write)
+                await self._read()
+                nursery.cancel_scope.cancel()
             return self._close
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._write)
-            await self._read()
-            nursery.cancel_scope.cancel()
-        return self._close
+        finally:
+            self.counters.dropped_audio_in += self.audio_in.dropped
+            self.counters.dropped_audio_out += self.audio_out.dropped
 
     async def _send(self, item: Outgoing) -> None:
         await self.ws.send_message(item.text)
@@ -127,7 +246,7 @@ class Bridge:
             await self.ws.send_message(item.binary)
 
     async def _read(self) -> None:
-        limits = self.server.config.limits
+        limits = self.config.limits
         while True:
             try:
                 message = await self.ws.get_message()
@@ -136,21 +255,22 @@ class Bridge:
             try:
                 decoded = decode_client_message(message, limits)
             except WireError as error:
-                self.server._errors += 1
+                self.counters.protocol_errors += 1
                 await self.audio_out.put(error_event(error))
                 continue
             if isinstance(decoded, Config):
-                if self._session is not None:
-                    self.server._errors += 1
+                if self._playback is not None:
+                    self.counters.protocol_errors += 1
                     problem = "config is only accepted as the first message"
                     await self.audio_out.put(error_event("bad_message", problem))
                 else:
                     self._start(decoded)
                 continue
-            if self._session is None:
+            if self._playback is None:
                 self._start(Config())
+            assert self._playback is not None
             if isinstance(decoded, Playback):
-                await self._report_playback(decoded)
+                self._playback.report(decoded.turn, decoded.chars, finished=decoded.finished)
                 continue
             for part in input_parts(decoded):
                 if is_audio(part):
@@ -164,32 +284,20 @@ class Bridge:
                     self._close = (1013, "too many control messages waiting")
                     return
 
-    async def _report_playback(self, playback: Playback) -> None:
-        if playback.finished and self._echo is not None:
-            self._echo.playback_finished(playback.turn)
-        report = getattr(self._session, "report_playback", None)
-        if report is None:
-            return
-        if playback.finished:
-            result = report(playback.turn, playback.chars, finished=True)
-        else:
-            result = report(playback.turn, playback.chars)
-        if inspect.isawaitable(result):
-            await result
-
     def _start(self, config: Config) -> None:
         self._tts = config.tts
-        pipeline = self.server.pipeline(config)
-        self._session = pipeline.session
-        self._echo = EchoGuard(stages=pipeline.before, tail=self.server.config.echo_tail)
+        pipeline = self.pipeline(config)
+        self._playback = PlaybackTracker(
+            pipeline.session, stages=pipeline.before, tail=self.config.echo_tail
+        )
         assert self._nursery is not None
-        self._nursery.start_soon(self._echo.run)
+        self._nursery.start_soon(self._playback.run)
         self._nursery.start_soon(self._run_pipeline, pipeline)
 
     async def _run_pipeline(self, pipeline: Pipeline) -> None:
         send_in, receive_in = trio.open_memory_channel[Part](0)
         send_out, receive_out = trio.open_memory_channel[Part](0)
-        stages = [*pipeline.before, _Tap(self), pipeline.session, *pipeline.after]
+        stages = [*pipeline.before, _Tap(self._observe_input), pipeline.session, *pipeline.after]
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._feed, send_in)
             nursery.start_soon(self._drain, receive_out)
@@ -212,10 +320,14 @@ class Bridge:
                 await send_in.send(part)
 
     async def _drain(self, receive_out: trio.MemoryReceiveChannel[Part]) -> None:
+        assert self._playback is not None
         counters = {"dropped_audio_in": 0, "dropped_audio_out": 0}
         with receive_out:
             async for part in receive_out:
-                await self._observe_output(part)
+                if is_interrupted(part):
+                    turn = part.metadata.get("turn")
+                    self._playback.interrupted(turn if isinstance(turn, int) else None)
+                await self._show(self._visible.output(part))
                 counters["dropped_audio_in"] = self.audio_in.dropped
                 counters["dropped_audio_out"] = self.audio_out.dropped
                 for item in output_events(part, counters=counters):
@@ -223,12 +335,7 @@ class Bridge:
                         await self.audio_out.put(item)
                     elif self._tts:
                         self.audio_out.put_audio(item)
-                        self._audio_sent(part)
-
-    def _audio_sent(self, part: Part) -> None:
-        turn = part.metadata.get("turn")
-        if self._echo is not None and isinstance(turn, int):
-            self._echo.audio_sent(turn, len(part.data) / 2 / audio_rate(part))
+                        self._playback.part_sent(part)
 
     async def _write(self) -> None:
         while True:
@@ -243,47 +350,24 @@ class Bridge:
         assert self._nursery is not None
         self._nursery.cancel_scope.cancel()
 
-    # -- the conversation's visible state -----------------------------------
-    # listening → (a turn is asked for) thinking → (model output) speaking →
-    # (the last asked-for turn completes) listening. The page adds its own
-    # playback on top: it stays "speaking" while audio is still playing.
+    async def _observe_input(self, part: Part) -> None:
+        await self._show(self._visible.input(part))
 
-    async def _set_state(self, state: str) -> None:
-        if state != self._state:
-            self._state = state
+    async def _show(self, state: str | None) -> None:
+        if state is not None:
             await self.audio_out.put(state_event(state))
-
-    async def observe_input(self, part: Part) -> None:
-        """Update the state for an input part on its way to the session."""
-        if is_start_of_speech(part):
-            await self._set_state("listening")
-        elif is_end_of_turn(part) or is_final_transcription(part):
-            self._requested += 1
-            await self._set_state("thinking")
-
-    async def _observe_output(self, part: Part) -> None:
-        turn = part.metadata.get("turn")
-        if is_interrupted(part) and self._echo is not None:
-            self._echo.interrupted(turn if isinstance(turn, int) else None)
-        if part.role != "model" or not isinstance(turn, int):
-            return
-        if part.mimetype.startswith(("text/", "audio/")) and part.content and not part.substream:
-            if turn >= self._requested:
-                await self._set_state("speaking")
-        elif is_turn_complete(part) and turn >= self._requested:
-            await self._set_state("listening")
 
 
 @attrs.define(eq=False)
 class _Tap:
     """A stage that only watches the input, for the visible state."""
 
-    bridge: Bridge
+    observe: Callable[[Part], Awaitable[None]]
 
     async def run(
         self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
     ) -> None:
         with inbox, outbox:
             async for part in inbox:
-                await self.bridge.observe_input(part)
+                await self.observe(part)
                 await outbox.send(part)

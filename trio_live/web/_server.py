@@ -2,7 +2,9 @@
 
 It reads each connection's HTTP request head, serves the page for plain
 requests, checks the websocket handshake (path, origin, token, capacity) and
-hands accepted connections to a `Bridge` (see ``_bridge.py``).
+hands accepted connections to a `Bridge` (see ``_bridge.py``), with the
+connection limits (a `BridgeConfig`) and the server's `ServerCounters`, which
+the bridges add to and `WebServer.statistics` reads.
 
 When the client goes away the reader returns and the connection's nursery is
 cancelled: the model's request and everything else of the session stop at
@@ -25,7 +27,7 @@ import trio
 import trio_websocket
 
 from .._checks import non_negative, positive
-from ._bridge import Bridge, PipelineFactory
+from ._bridge import Bridge, BridgeConfig, PipelineFactory, ServerCounters
 from ._http import BadRequest, PrefixedStream, RequestHead, file_response, read_head, response
 from ._http import static_files as _load_static
 from ._protocol import SUBPROTOCOL, Limits
@@ -112,22 +114,29 @@ class WebServer:
     pipeline: PipelineFactory
     config: ServerConfig = ServerConfig()
     _files: dict[str, tuple[str, bytes]] = attrs.field(init=False, factory=dict)
-    _active: int = attrs.field(init=False, default=0)
-    _total: int = attrs.field(init=False, default=0)
-    _refused: int = attrs.field(init=False, default=0)
-    _errors: int = attrs.field(init=False, default=0)
-    _dropped_in: int = attrs.field(init=False, default=0)
-    _dropped_out: int = attrs.field(init=False, default=0)
+    _counters: ServerCounters = attrs.field(init=False, factory=ServerCounters)
+    _bridge_config: BridgeConfig = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        config = self.config
+        self._bridge_config = BridgeConfig(
+            limits=config.limits,
+            audio_in_frames=config.audio_in_frames,
+            audio_out_chunks=config.audio_out_chunks,
+            control_queue=config.control_queue,
+            echo_tail=config.echo_tail,
+        )
 
     def statistics(self) -> ServerStatistics:
         """A snapshot of the server's counters."""
+        counters = self._counters
         return ServerStatistics(
-            active_sessions=self._active,
-            total_sessions=self._total,
-            refused=self._refused,
-            protocol_errors=self._errors,
-            dropped_audio_in=self._dropped_in,
-            dropped_audio_out=self._dropped_out,
+            active_sessions=counters.active,
+            total_sessions=counters.total,
+            refused=counters.refused,
+            protocol_errors=counters.protocol_errors,
+            dropped_audio_in=counters.dropped_audio_in,
+            dropped_audio_out=counters.dropped_audio_out,
         )
 
     async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
@@ -209,7 +218,7 @@ class WebServer:
                 given = parse_qs(url.query).get("token", [""])[0]
             if not hmac.compare_digest(given.encode(), token.encode()):
                 return 401, "a valid token is required"
-        if self._active >= self.config.max_sessions:
+        if self._counters.active >= self.config.max_sessions:
             return 503, "too many sessions"
         return None
 
@@ -221,18 +230,25 @@ class WebServer:
         return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
 
     async def _websocket(self, request: trio_websocket.WebSocketRequest, head: RequestHead) -> None:
+        counters = self._counters
         refusal = self._refusal(head)
         if refusal is not None:
-            self._refused += 1
+            counters.refused += 1
             status, text = refusal
             await request.reject(status, body=f"{text}\n".encode())
             return
-        self._active += 1
+        counters.active += 1
         try:
             proposed = request.proposed_subprotocols
             ws = await request.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in proposed else None)
-            self._total += 1
-            bridge = Bridge(server=self, ws=ws, name=str(self._total))
+            counters.total += 1
+            bridge = Bridge(
+                ws=ws,
+                name=str(counters.total),
+                config=self._bridge_config,
+                counters=counters,
+                pipeline=self.pipeline,
+            )
             code: int = 1001
             reason: str | None = "server shutting down"
             try:
@@ -242,13 +258,11 @@ class WebServer:
                 logger.exception("session %s failed", bridge.name)
                 code, reason = 1011, "internal error"
             finally:
-                self._dropped_in += bridge.audio_in.dropped
-                self._dropped_out += bridge.audio_out.dropped
                 with trio.move_on_after(self.config.close_grace) as scope:
                     scope.shield = True
                     await ws.aclose(code, reason)
         finally:
-            self._active -= 1
+            counters.active -= 1
 
 
 async def _cancel_when_cancelled(scope: trio.CancelScope) -> None:

@@ -1,0 +1,577 @@
+"""The bridge of one connection, on in-memory streams and the mock clock.
+
+The server's websocket is a real trio-websocket connection over
+`trio.testing.lockstep_stream_pair` (no buffer: a client that does not read
+holds the server's writer back, as a full socket does); the bridge is built
+the way the server builds it, with a `BridgeConfig` and `ServerCounters`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import pytest
+import trio
+import trio.testing
+import trio_websocket
+
+from trio_live import (
+    LiveSession,
+    Part,
+    SpeechError,
+    audio_part,
+    end_of_turn,
+    interrupted,
+    is_text,
+    start_of_speech,
+    text_part,
+    transcription,
+    turn_complete,
+)
+from trio_live.testing import ScriptedModel
+from trio_live.web import Config, Pipeline
+from trio_live.web._bridge import Bridge, BridgeConfig, ServerCounters, VisibleState
+
+Event = dict[str, Any]
+FRAME = 640  # 20 ms of 16 kHz PCM16
+
+
+@attrs.define(eq=False)
+class Connection:
+    """A client connected to one bridge."""
+
+    ws: trio_websocket.WebSocketConnection
+    stream: trio.abc.Stream
+    counters: ServerCounters
+    ended: trio.Event
+    closed_with: list[tuple[int, str | None]]
+
+    async def receive(self) -> Event:
+        message = await self.ws.get_message()
+        assert isinstance(message, str), message
+        event: Event = json.loads(message)
+        return event
+
+    async def send(self, **event: Any) -> None:
+        await self.ws.send_message(json.dumps(event))
+
+    async def until(self, kind: str, seen: list[Event] | None = None) -> Event:
+        """Read events (keeping them in ``seen``) until one of type ``kind``."""
+        while True:
+            event = await self.receive()
+            if seen is not None:
+                seen.append(event)
+            if event["type"] == "audio":
+                binary = await self.ws.get_message()
+                if seen is not None:
+                    seen.append({"binary": binary})
+            if event["type"] == kind:
+                return event
+
+    async def sync(self, seen: list[Event] | None = None) -> None:
+        """Wait until the bridge has handled everything sent so far (its error proves it)."""
+        await self.ws.send_message("{")
+        await self.until("error", seen)
+
+    async def go_away(self) -> None:
+        """Drop the connection without a close frame (the server sees 1006)."""
+        await trio.aclose_forcefully(self.stream)
+
+    async def closed(self) -> trio_websocket.CloseReason:
+        """Read to the end; the close the server sent."""
+        with pytest.raises(trio_websocket.ConnectionClosed) as info:
+            await self.read_to_the_end()
+        assert info.value.reason is not None
+        return info.value.reason
+
+    async def read_to_the_end(self) -> None:
+        while True:
+            await self.ws.get_message()
+
+
+@asynccontextmanager
+async def bridged(
+    factory: Callable[[Config], Pipeline], **config: Any
+) -> AsyncIterator[Connection]:
+    """A bridge serving ``factory``'s pipelines to one client, as the server runs it."""
+    client_stream, server_stream = trio.testing.lockstep_stream_pair()
+    counters = ServerCounters()
+    ended = trio.Event()
+    closed_with: list[tuple[int, str | None]] = []
+
+    async def serve() -> None:
+        request = await trio_websocket.wrap_server_stream(nursery, server_stream)
+        ws = await request.accept()
+        bridge = Bridge(
+            ws=ws,
+            name="1",
+            config=BridgeConfig(**config),
+            counters=counters,
+            pipeline=factory,
+        )
+        try:
+            closed_with.append(await bridge.run())
+        finally:
+            ended.set()
+        await ws.aclose(*closed_with[-1])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        ws = await trio_websocket.wrap_client_stream(
+            nursery,
+            client_stream,  # type: ignore[arg-type]
+            "bridge.test",
+            "/ws",
+        )
+        yield Connection(
+            ws=ws, stream=client_stream, counters=counters, ended=ended, closed_with=closed_with
+        )
+        nursery.cancel_scope.cancel()
+
+
+def sessions(model: Any, *, after: list[Any] | None = None) -> Callable[[Config], Pipeline]:
+    def factory(config: Config) -> Pipeline:
+        session = LiveSession(model, model_errors="report", emit_stats=True)
+        return Pipeline(session=session, after=after or [])
+
+    return factory
+
+
+# --- a conversation ----------------------------------------------------------
+
+
+async def test_typed_turn(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel()
+    async with bridged(sessions(model)) as client:
+        ready = await client.receive()
+        assert ready["type"] == "ready"
+        assert ready["version"] == 1
+        assert ready["session"] == "1"
+        await client.send(type="text", text="hello there")
+        seen: list[Event] = []
+        done = await client.until("turn_complete", seen)
+        assert done == {"type": "turn_complete", "turn": 1}
+        texts = "".join(e["text"] for e in seen if e["type"] == "text")
+        assert texts == "You said: hello there"
+        states = [e["state"] for e in seen if e["type"] == "state"]
+        assert states == ["thinking", "speaking", "listening"]
+        metrics = await client.until("metrics", seen)
+        assert metrics["turn"] == 1
+        assert metrics["cancelled"] is False
+        assert metrics["dropped_audio_in"] == metrics["dropped_audio_out"] == 0
+        assert model.prompts[0][-1].text == "hello there"
+
+
+async def test_barge_in_interrupts_the_answer(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel([["one", *[" two"] * 200], "again"], part_delay=0.02)
+    async with bridged(sessions(model)) as client:
+        await client.receive()
+        await client.send(type="text", text="talk")
+        seen: list[Event] = []
+        await client.until("text", seen)
+        await client.send(type="interrupt")
+        assert await client.until("interrupted", seen) == {"type": "interrupted", "turn": 1}
+        assert await client.until("turn_complete", seen) == {"type": "turn_complete", "turn": 1}
+        assert not model.calls[0].finished
+        # The conversation goes on after the barge-in.
+        await client.send(type="text", text="next")
+        assert await client.until("text", seen) == {"type": "text", "turn": 2, "text": "again"}
+
+
+def test_visible_state() -> None:
+    state = VisibleState()
+    model = text_part("hi", role="model").with_metadata(turn=1)
+    assert state.input(text_part("typed")) is None
+    assert state.input(end_of_turn()) == "thinking"
+    assert state.output(model) == "speaking"
+    assert state.output(model) is None  # no change, no event
+    assert state.input(start_of_speech()) == "listening"
+    # Output of turn 1 while turn 2 is asked for does not show as speaking.
+    assert state.input(transcription("more", final=True)) == "thinking"
+    assert state.output(model) is None
+    assert state.output(turn_complete().with_metadata(turn=1)) is None
+    assert state.output(interrupted().with_metadata(turn=2)) is None
+    assert state.output(text_part("x", role="model").with_metadata(turn=2)) == "speaking"
+    assert state.output(turn_complete().with_metadata(turn=2)) == "listening"
+
+
+# --- malformed input -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        ("{not json", "bad_json"),
+        (json.dumps({"type": "dance"}), "unknown_type"),
+        (json.dumps({"type": "text"}), "bad_message"),
+        (json.dumps({"type": "config", "version": 9}), "unsupported_version"),
+        (b"\x00\x01\x02", "bad_audio"),
+        (b"\x00" * 40000, "bad_audio"),
+    ],
+)
+async def test_malformed_input_gets_an_error_and_the_session_goes_on(
+    message: str | bytes, code: str, autojump_clock: trio.abc.Clock
+) -> None:
+    model = ScriptedModel(["fine"])
+    async with bridged(sessions(model)) as client:
+        await client.receive()
+        await client.ws.send_message(message)
+        error = await client.receive()
+        assert error["type"] == "error"
+        assert error["code"] == code
+        assert error["message"]
+        await client.send(type="text", text="still there?")
+        assert (await client.until("text"))["text"] == "fine"
+        assert client.counters.protocol_errors == 1
+
+
+async def test_config_only_first(autojump_clock: trio.abc.Clock) -> None:
+    async with bridged(sessions(ScriptedModel())) as client:
+        await client.receive()
+        await client.send(type="config", version=1)
+        await client.send(type="config", version=1)
+        error = await client.receive()
+        assert error["code"] == "bad_message"
+        assert "first message" in error["message"]
+        assert client.counters.protocol_errors == 1
+
+
+# --- playback and the echo guard ---------------------------------------------
+
+
+@attrs.define(eq=False)
+class RecordingSession(LiveSession):
+    reports: list[tuple[int, int, bool]] = attrs.field(init=False, factory=list)
+
+    def report_playback(self, turn: int, chars: int, *, finished: bool = False) -> None:
+        self.reports.append((turn, chars, finished))
+
+
+async def test_playback_is_reported_to_the_session(autojump_clock: trio.abc.Clock) -> None:
+    made: list[RecordingSession] = []
+
+    def factory(config: Config) -> Pipeline:
+        made.append(RecordingSession(ScriptedModel()))
+        return Pipeline(session=made[-1])
+
+    async with bridged(factory) as client:
+        await client.receive()
+        await client.send(type="playback", turn=1, chars=12)
+        await client.send(type="playback", turn=1, chars=20, finished=True)
+        await client.sync()  # its error proves the playback was handled
+        assert made[0].reports == [(1, 12, False), (1, 20, True)]
+
+
+@attrs.define(eq=False)
+class FakeSpeech:
+    """Stands in for text to speech: 10 bytes of audio per character spoken."""
+
+    done: trio.Event = attrs.field(factory=trio.Event)
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        spoken: dict[int, int] = {}
+        with inbox, outbox:
+            async for part in inbox:
+                await outbox.send(part)
+                if part.role == "model" and is_text(part) and part.content:
+                    turn = part.metadata["turn"]
+                    spoken[turn] = spoken.get(turn, 0) + len(part.text)
+                    audio = audio_part(b"\x01\x00" * 5 * len(part.text)).replace(role="model")
+                    await outbox.send(audio.with_metadata(turn=turn, spoken_chars=spoken[turn]))
+                if part.mimetype.endswith("turn-complete"):
+                    self.done.set()
+
+
+@pytest.mark.parametrize("tts", [True, False])
+async def test_speech_audio_follows_its_header(tts: bool, autojump_clock: trio.abc.Clock) -> None:
+    factory = sessions(ScriptedModel([["Hi", " there"]]), after=[FakeSpeech()])
+    async with bridged(factory) as client:
+        await client.receive()
+        await client.send(type="config", tts=tts)
+        await client.send(type="text", text="hello")
+        seen: list[Event] = []
+        await client.until("turn_complete", seen)
+    audio = [(e, seen[i + 1]) for i, e in enumerate(seen) if e.get("type") == "audio"]
+    if not tts:
+        assert audio == []
+        return
+    assert [header["spoken_chars"] for header, _ in audio] == [2, 8]
+    assert [header["bytes"] for header, _ in audio] == [20, 60]
+    for header, payload in audio:
+        assert header["turn"] == 1
+        assert header["sample_rate"] == 16000
+        assert len(payload["binary"]) == header["bytes"]
+
+
+@attrs.define(eq=False)
+class FakeVad:
+    """Passes everything through and records each value set on ``model_speaking``."""
+
+    history: list[tuple[bool, float]] = attrs.field(factory=list)
+    _speaking: bool = False
+
+    @property
+    def model_speaking(self) -> bool:
+        return self._speaking
+
+    @model_speaking.setter
+    def model_speaking(self, value: bool) -> None:
+        self._speaking = value
+        self.history.append((value, trio.current_time()))
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with inbox, outbox:
+            async for part in inbox:
+                await outbox.send(part)
+
+
+def guarded(vad: FakeVad, model: ScriptedModel) -> Callable[[Config], Pipeline]:
+    def factory(config: Config) -> Pipeline:
+        session = LiveSession(model)
+        return Pipeline(session=session, before=[vad], after=[FakeSpeech()])
+
+    return factory
+
+
+async def test_echo_guard_on_while_playing_until_the_client_reports(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    vad = FakeVad()
+    async with bridged(guarded(vad, ScriptedModel([["Hi", " there"], "Bye"])), echo_tail=60) as c:
+        await c.receive()
+        assert vad.history == []
+        await c.send(type="text", text="hello")
+        seen: list[Event] = []
+        await c.until("audio", seen)
+        assert vad.model_speaking is True
+        await c.until("turn_complete", seen)
+        assert vad.model_speaking is True  # the client may still be playing
+        await trio.sleep(10)
+        await c.send(type="playback", turn=1, chars=8)
+        await c.sync(seen)
+        assert vad.model_speaking is True  # not finished yet
+        await trio.sleep(10)
+        await c.send(type="playback", turn=1, chars=8, finished=True)
+        await c.sync(seen)
+        assert vad.model_speaking is False
+        # The next turn turns it on again.
+        await trio.sleep(10)
+        await c.send(type="text", text="again")
+        await c.until("audio", seen)
+        assert vad.model_speaking is True
+    (_, on), (_, off), (_, again) = vad.history
+    assert [value for value, _ in vad.history] == [True, False, True]
+    assert (off - on, again - off) == (20, 10)
+
+
+async def test_echo_guard_off_on_interrupted(autojump_clock: trio.abc.Clock) -> None:
+    vad = FakeVad()
+    model = ScriptedModel([["one", *[" two"] * 200]], part_delay=0.02)
+    async with bridged(guarded(vad, model), echo_tail=60) as client:
+        await client.receive()
+        await client.send(type="text", text="talk")
+        seen: list[Event] = []
+        await client.until("audio", seen)
+        assert vad.model_speaking is True
+        await trio.sleep(0.1)
+        await client.send(type="interrupt")
+        await client.until("interrupted", seen)
+        assert vad.model_speaking is False
+    (on, on_at), (off, off_at) = vad.history
+    assert (on, off) == (True, False)
+    assert off_at - on_at == pytest.approx(0.1)
+
+
+async def test_echo_guard_off_after_the_audio_could_play(autojump_clock: trio.abc.Clock) -> None:
+    vad = FakeVad()
+    # FakeSpeech: 5 samples per character, so each 400 characters are 0.125 s of speech.
+    reply = ["x" * 400, "y" * 400]
+    async with bridged(guarded(vad, ScriptedModel([reply])), echo_tail=0.1) as client:
+        await client.receive()
+        await client.send(type="text", text="hello")
+        await client.until("turn_complete")
+        assert vad.model_speaking is True
+        await trio.sleep(10)
+    (on, on_at), (off, off_at) = vad.history
+    assert (on, off) == (True, False)
+    # Both chunks were sent at once: they play one after the other, then the tail.
+    assert off_at == on_at + 0.125 + 0.125 + 0.1
+
+
+# --- slow peers: what is dropped, what is kept --------------------------------
+
+
+async def test_slow_client_loses_old_audio_never_control(autojump_clock: trio.abc.Clock) -> None:
+    speech = FakeSpeech()
+    reply = [f" word{i:03d}" + "x" * 3000 for i in range(120)]
+    factory = sessions(ScriptedModel([reply]), after=[speech])
+    async with bridged(factory, audio_out_chunks=4, control_queue=1000) as client:
+        await client.receive()
+        await client.send(type="text", text="flood me")
+        # Read nothing until the whole answer was produced (~3.6 MB of audio).
+        await speech.done.wait()
+        seen: list[Event] = []
+        await client.until("turn_complete", seen)
+        await client.ws.aclose()
+        await client.ended.wait()
+    texts = [e["text"] for e in seen if e.get("type") == "text"]
+    assert texts == reply  # every control event arrived, in order
+    audio = [e for e in seen if e.get("type") == "audio"]
+    assert 0 < len(audio) < len(reply)
+    # What is kept is the newest audio.
+    assert audio[-1]["spoken_chars"] == sum(len(t) for t in reply)
+    assert client.counters.dropped_audio_out == len(reply) - len(audio)
+
+
+@attrs.define(eq=False)
+class Gate:
+    """A stage that reads nothing until ``open`` is set, then passes everything on."""
+
+    open: trio.Event = attrs.field(factory=trio.Event)
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with inbox, outbox:
+            await self.open.wait()
+            async for part in inbox:
+                await outbox.send(part)
+
+
+async def test_slow_pipeline_loses_old_input_audio(autojump_clock: trio.abc.Clock) -> None:
+    gate = Gate()
+
+    def factory(config: Config) -> Pipeline:
+        session = LiveSession(ScriptedModel(["ok"]), emit_stats=True)
+        return Pipeline(session=session, before=[gate])
+
+    async with bridged(factory, audio_in_frames=3) as client:
+        await client.receive()
+        for _ in range(10):
+            await client.ws.send_message(b"\x00\x00" * (FRAME // 2))
+        await client.sync()
+        # One frame waits with the feeder, the newest three in the queue.
+        gate.open.set()
+        await client.send(type="text", text="hi")
+        metrics = await client.until("metrics")
+        assert metrics["dropped_audio_in"] == 6
+        assert client.counters.dropped_audio_in == 0  # added when the connection ends
+        await client.ws.aclose()
+        await client.ended.wait()
+        assert client.counters.dropped_audio_in == 6
+        assert client.counters.dropped_audio_out == 0
+
+
+# --- ends: the client going away, the pipeline failing --------------------------
+
+
+async def test_disconnect_mid_turn_cancels_the_model(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel([["one", *[" two"] * 500]], part_delay=0.01)
+    async with bridged(sessions(model)) as client:
+        await client.receive()
+        await client.send(type="text", text="talk")
+        await client.until("text")
+        gone = trio.current_time()
+        await client.go_away()
+        await client.ended.wait()
+        assert trio.current_time() == gone
+        sent = len(model.calls[0].sent)
+        await trio.sleep(1)
+        assert len(model.calls[0].sent) == sent
+        assert not model.calls[0].finished
+
+
+@attrs.define(eq=False)
+class NeverReads:
+    """A stage stuck forever without reading its input; it records its cancellation."""
+
+    cancelled: trio.Event = attrs.field(factory=trio.Event)
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with inbox, outbox:
+            try:
+                await trio.sleep_forever()
+            except trio.Cancelled:
+                self.cancelled.set()
+                raise
+
+
+def stuck(stage: NeverReads) -> Callable[[Config], Pipeline]:
+    def factory(config: Config) -> Pipeline:
+        return Pipeline(session=LiveSession(ScriptedModel()), before=[stage])
+
+    return factory
+
+
+async def test_disconnect_cancels_a_stuck_pipeline_with_a_full_control_queue(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    stage = NeverReads()
+    async with bridged(stuck(stage), control_queue=2) as client:
+        await client.receive()
+        for i in range(3):  # one taken by the feeder, two queued
+            await client.send(type="text", text=f"t{i}")
+        await client.sync()
+        gone = trio.current_time()
+        await client.go_away()
+        await stage.cancelled.wait()
+        await client.ended.wait()
+        assert trio.current_time() == gone
+
+
+async def test_control_messages_past_the_queue_close_with_1013(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    stage = NeverReads()
+    async with bridged(stuck(stage), control_queue=2) as client:
+        await client.receive()
+        for i in range(4):  # one taken by the feeder, two queued, one more
+            await client.send(type="text", text=f"t{i}")
+        reason = await client.closed()
+        assert reason.code == 1013
+        assert reason.reason == "too many control messages waiting"
+        await stage.cancelled.wait()
+        assert client.ended.is_set()
+
+
+@attrs.define(eq=False)
+class Fails:
+    """A stage that fails on its first input part."""
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with inbox, outbox:
+            async for _ in inbox:
+                raise SpeechError("the recognizer broke")
+
+
+async def test_pipeline_failure_says_why_then_closes_with_1011(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    def factory(config: Config) -> Pipeline:
+        return Pipeline(session=LiveSession(ScriptedModel()), before=[Fails()])
+
+    async with bridged(factory) as client:
+        await client.receive()
+        await client.send(type="text", text="hi")
+        seen: list[Event] = []
+        error = await client.until("error", seen)
+        assert error == {
+            "type": "error",
+            "code": "pipeline_failed",
+            "message": "SpeechError: the recognizer broke",
+        }
+        reason = await client.closed()
+        assert (reason.code, reason.reason) == (1011, "pipeline failed")
+        assert client.closed_with == [(1011, "pipeline failed")]
