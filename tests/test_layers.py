@@ -22,7 +22,18 @@ LAYERS: list[dict[str, list[str]]] = [
     {"apps": ["_cli", "__main__"]},
     {"web": ["web"]},
     {"voice": ["voice"], "models": ["models"]},
-    {"session": ["", "_session", "_driver", "_generation", "_chain", "_model", "testing"]},
+    {
+        "session": [
+            "",
+            "_session",
+            "_driver",
+            "_generation",
+            "_chain",
+            "_model",
+            "_playback",
+            "testing",
+        ]
+    },
     {
         "core": [
             "_policy",
