@@ -29,7 +29,7 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final
+from typing import Any
 
 import attrs
 import httpx
@@ -44,7 +44,7 @@ from .._errors import (
     RateLimitedError,
     ServerError,
 )
-from .._httpclient import OwnsHTTPClient
+from .._httpclient import OwnsHTTPClient, check_api_key, mask_secret
 from .._httpstatus import error_for_status, message_from_body, parse_retry_after
 from .._model import PromptStream
 from .._parts import Part, text_part
@@ -53,8 +53,6 @@ from ._sse import ServerSentEvent, SSEDecoder
 __all__ = ["HTTPTurnModel"]
 
 logger = logging.getLogger("trio_live.models")
-
-_MASK: Final = "***"
 
 
 def _retryable(error: ModelError) -> bool:
@@ -81,7 +79,8 @@ class HTTPTurnModel(OwnsHTTPClient):
 
     Args:
         api_key: the key sent to the server; never shown in a repr, message
-            or log line.
+            or log line. It must be printable ASCII without spaces: anything
+            else (a pasted trailing newline...) raises `ValueError` here.
         connect_timeout: seconds to open a connection.
         first_byte_timeout: seconds from the start of a request (connecting
             included) to the first byte of the response body.
@@ -95,7 +94,7 @@ class HTTPTurnModel(OwnsHTTPClient):
         transport: an httpx transport, for example `httpx.MockTransport`.
     """
 
-    api_key: str | None = attrs.field(default=None, repr=False)
+    api_key: str | None = attrs.field(default=None, repr=False, validator=check_api_key)
     connect_timeout: float = attrs.field(default=10.0, validator=positive)
     first_byte_timeout: float = attrs.field(default=60.0, validator=positive)
     idle_timeout: float = attrs.field(default=30.0, validator=positive)
@@ -164,14 +163,13 @@ class HTTPTurnModel(OwnsHTTPClient):
         return min(delay, self.max_retry_wait)
 
     def _mask(self, text: str) -> str:
-        key = self.api_key
-        return text.replace(key, _MASK) if key else text
+        return mask_secret(text, self.api_key)
 
     def _error(self, error: ModelError) -> ModelError:
         # Every error leaves through here so a key echoed by a server is masked.
-        if self.api_key and self.api_key in str(error.message):
+        if self.api_key:
             error.message = self._mask(error.message)
-            error.args = (self._mask(str(error)),)
+            error.args = tuple(self._mask(str(arg)) for arg in error.args)
         return error
 
     def _transport_error(self, error: httpx.HTTPError) -> ModelError:
@@ -181,6 +179,10 @@ class HTTPTurnModel(OwnsHTTPClient):
         detail = self._mask(str(error)) or type(error).__name__
         if isinstance(error, httpx.ConnectError):
             return ServerError(f"could not connect: {detail}")
+        if isinstance(error, httpx.LocalProtocolError):
+            # Our request could not be written (a header h11 refuses): sending
+            # it again would fail the same way, so it is not retried.
+            return BadRequestError(f"the request could not be sent: {detail}")
         if isinstance(error, httpx.TransportError):
             return ServerError(f"the connection failed: {detail}")
         return BadRequestError(f"the request failed: {detail}")

@@ -24,6 +24,7 @@ import attrs
 import httpx
 
 from .._errors import BadRequestError, MalformedStreamError
+from .._httpclient import check_api_key
 from .._httpstatus import error_from_payload, load_json
 from .._parts import Part
 from ._content import Blob, group_messages
@@ -81,7 +82,7 @@ class OpenAIChatModel(HTTPTurnModel):
 
     model: str
     base_url: str = attrs.field(default=OPENAI_BASE_URL, converter=_base_url)
-    api_key: str | None = attrs.field(factory=_env_key, repr=False)
+    api_key: str | None = attrs.field(factory=_env_key, repr=False, validator=check_api_key)
     system_instruction: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_options)
     audio_input: bool = False

@@ -24,12 +24,11 @@ import trio
 
 from .._checks import positive
 from .._errors import MalformedStreamError, ModelError, ModelTimeoutError, ServerError
-from .._httpclient import OwnsHTTPClient
+from .._httpclient import OwnsHTTPClient, check_api_key, mask_secret
 from .._httpstatus import error_for_status, parse_retry_after
 from .._wav import wav_from_pcm
 from ._stt_backends import check_pcm16
 
-_MASK: Final = "***"
 _MAX_MESSAGE: Final = 300
 
 
@@ -59,7 +58,8 @@ class HttpRecognizer(OwnsHTTPClient):
         base_url: the API root, e.g. ``http://127.0.0.1:8000/v1``; requests
             go to ``{base_url}/audio/transcriptions``.
         model: the model name the server expects (``whisper-1``...).
-        api_key: sent as a bearer token; never shown.
+        api_key: sent as a bearer token; never shown. Printable ASCII
+            without spaces, or `ValueError` (as the HTTP models).
         language: an ISO-639-1 hint such as ``"en"``, or None.
         prompt: text that guides the spelling of names and terms, or None.
         connect_timeout: seconds to wait for a connection.
@@ -69,7 +69,9 @@ class HttpRecognizer(OwnsHTTPClient):
 
     base_url: str
     model: str = attrs.field(default="whisper-1", kw_only=True)
-    api_key: str | None = attrs.field(default=None, kw_only=True, repr=False)
+    api_key: str | None = attrs.field(
+        default=None, kw_only=True, repr=False, validator=check_api_key
+    )
     language: str | None = attrs.field(default=None, kw_only=True)
     prompt: str | None = attrs.field(default=None, kw_only=True)
     connect_timeout: float = attrs.field(default=5.0, kw_only=True, validator=positive)
@@ -143,7 +145,7 @@ class HttpRecognizer(OwnsHTTPClient):
 
     def _mask_error(self, error: ModelError) -> ModelError:
         key = self.api_key
-        if key and key in str(error):
-            error.message = error.message.replace(key, _MASK)
-            error.args = (str(error).replace(key, _MASK),)
+        if key:
+            error.message = mask_secret(error.message, key)
+            error.args = tuple(mask_secret(str(arg), key) for arg in error.args)
         return error
