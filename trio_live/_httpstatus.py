@@ -3,7 +3,11 @@
 Shared by everything that talks HTTP: the HTTP models and the HTTP speech
 recognizer. Both model APIs wrap errors the same way, ``{"error": {"message": ..., "code": ...}}``
 (Gemini's streaming endpoint sometimes inside a list); a server that says
-nothing useful gets the reason phrase. Messages are cut to 500 characters.
+nothing useful gets the reason phrase.
+
+These functions never cut a message: a key echoed by the server must be
+masked first, or a cut through the key would leave half of it outside the
+mask. The caller masks, then calls `shorten` (500 characters).
 """
 
 from __future__ import annotations
@@ -30,9 +34,15 @@ __all__ = [
     "load_json",
     "message_from_body",
     "parse_retry_after",
+    "shorten",
 ]
 
-_MAX_MESSAGE: Final = 500
+MAX_MESSAGE: Final = 500
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters (call it after masking secrets)."""
+    return text if len(text) <= limit else text[:limit]
 
 
 def error_for_status(status: int, message: str, *, retry_after: float | None = None) -> ModelError:
@@ -49,8 +59,8 @@ def error_for_status(status: int, message: str, *, retry_after: float | None = N
 def error_from_payload(error: Any) -> ModelError:
     """The typed error for an ``{"error": ...}`` object sent inside a stream."""
     if not isinstance(error, dict):
-        return ServerError(f"the server sent an error: {str(error)[:_MAX_MESSAGE]}")
-    message = str(error.get("message") or "the server sent an error")[:_MAX_MESSAGE]
+        return ServerError(f"the server sent an error: {error}")
+    message = str(error.get("message") or "the server sent an error")
     code = error.get("code")
     if isinstance(code, int) and 400 <= code < 600:
         return error_for_status(code, message)
@@ -69,15 +79,15 @@ def message_from_body(body: bytes, fallback: str) -> str:
         payload = json.loads(body)
     except ValueError:
         text = body.decode("utf-8", errors="replace").strip()
-        return text[:_MAX_MESSAGE] or fallback
+        return text or fallback
     if isinstance(payload, list) and payload:
         payload = payload[0]
     if isinstance(payload, dict):
         error = payload.get("error", payload)
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:_MAX_MESSAGE]
+            return str(error["message"])
         if isinstance(error, str) and error:
-            return error[:_MAX_MESSAGE]
+            return error
     return fallback
 
 
@@ -114,4 +124,4 @@ def load_json(data: str) -> Any:
     try:
         return json.loads(data)
     except ValueError:
-        raise MalformedStreamError(f"an event's data is not JSON: {data[:200]!r}") from None
+        raise MalformedStreamError(f"an event's data is not JSON: {data!r}") from None

@@ -122,7 +122,7 @@ class GeminiModel(HTTPTurnModel):
         if isinstance(payload, list) and len(payload) == 1:
             payload = payload[0]
         if not isinstance(payload, dict):
-            raise MalformedStreamError(f"expected a JSON object, got {event.data[:200]!r}")
+            raise MalformedStreamError(f"expected a JSON object, got {event.data!r}")
         if "error" in payload:
             raise error_from_payload(payload["error"])
         candidates = payload.get("candidates") or []
@@ -134,7 +134,7 @@ class GeminiModel(HTTPTurnModel):
             return (), False
         candidate = candidates[0]
         if not isinstance(candidate, dict):
-            raise MalformedStreamError(f"expected a candidate object, got {candidate!r:.200}")
+            raise MalformedStreamError(f"expected a candidate object, got {candidate!r}")
         content = candidate.get("content") or {}
         texts = [
             part["text"]

@@ -45,7 +45,7 @@ from .._errors import (
     ServerError,
 )
 from .._httpclient import OwnsHTTPClient, check_api_key, mask_secret
-from .._httpstatus import error_for_status, message_from_body, parse_retry_after
+from .._httpstatus import error_for_status, message_from_body, parse_retry_after, shorten
 from .._model import PromptStream
 from .._parts import Part, text_part
 from ._sse import ServerSentEvent, SSEDecoder
@@ -166,10 +166,11 @@ class HTTPTurnModel(OwnsHTTPClient):
         return mask_secret(text, self.api_key)
 
     def _error(self, error: ModelError) -> ModelError:
-        # Every error leaves through here so a key echoed by a server is masked.
-        if self.api_key:
-            error.message = self._mask(error.message)
-            error.args = tuple(self._mask(str(arg)) for arg in error.args)
+        # Every error with server text leaves through here: the key is masked
+        # first, then the message is cut, so a cut never halves an echoed key.
+        message = shorten(self._mask(error.message))
+        error.message = message
+        error.args = (message if error.status is None else f"{message} (status {error.status})",)
         return error
 
     def _transport_error(self, error: httpx.HTTPError) -> ModelError:

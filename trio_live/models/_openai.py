@@ -142,7 +142,7 @@ class OpenAIChatModel(HTTPTurnModel):
             return (), True
         payload = load_json(event.data)
         if not isinstance(payload, dict):
-            raise MalformedStreamError(f"expected a JSON object, got {event.data[:200]!r}")
+            raise MalformedStreamError(f"expected a JSON object, got {event.data!r}")
         if event.event == "error" or "error" in payload:
             raise error_from_payload(payload.get("error", payload))
         texts: list[str] = []

@@ -25,11 +25,11 @@ import trio
 from .._checks import positive
 from .._errors import MalformedStreamError, ModelError, ModelTimeoutError, ServerError
 from .._httpclient import OwnsHTTPClient, check_api_key, mask_secret
-from .._httpstatus import error_for_status, parse_retry_after
+from .._httpstatus import error_for_status, parse_retry_after, shorten
 from .._wav import wav_from_pcm
 from ._stt_backends import check_pcm16
 
-_MAX_MESSAGE: Final = 300
+_MAX_MESSAGE: Final = 300  # cut after masking, in _mask_error
 
 
 def _message(response: httpx.Response) -> str:
@@ -37,13 +37,13 @@ def _message(response: httpx.Response) -> str:
     try:
         payload = response.json()
     except ValueError:
-        return response.text.strip()[:_MAX_MESSAGE] or fallback
+        return response.text.strip() or fallback
     if isinstance(payload, dict):
         error = payload.get("error", payload.get("detail"))
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:_MAX_MESSAGE]
+            return str(error["message"])
         if isinstance(error, str) and error:
-            return error[:_MAX_MESSAGE]
+            return error
     return fallback
 
 
@@ -125,7 +125,7 @@ class HttpRecognizer(OwnsHTTPClient):
             payload = None
         text = payload.get("text") if isinstance(payload, dict) else None
         if not isinstance(text, str):
-            body = response.text[:_MAX_MESSAGE]
+            body = response.text
             raise self._mask_error(
                 MalformedStreamError(f'expected JSON with a "text" string, got {body!r}')
             )
@@ -144,8 +144,8 @@ class HttpRecognizer(OwnsHTTPClient):
         return ServerError(f"the request to {self.url} failed: {detail}")
 
     def _mask_error(self, error: ModelError) -> ModelError:
-        key = self.api_key
-        if key:
-            error.message = mask_secret(error.message, key)
-            error.args = tuple(mask_secret(str(arg), key) for arg in error.args)
+        # Mask first, then cut: a cut never halves an echoed key.
+        message = shorten(mask_secret(error.message, self.api_key), _MAX_MESSAGE)
+        error.message = message
+        error.args = (message if error.status is None else f"{message} (status {error.status})",)
         return error
