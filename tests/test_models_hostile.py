@@ -8,16 +8,28 @@ server of `model_server` (its hostile modes), on the real clock, each under a
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 import trio
-from model_server import run_turn
+from model_server import ModelServer, Reply, open_model_server, run_turn
 
-from trio_live import ModelError, text_part
+from trio_live import (
+    LiveSession,
+    MalformedStreamError,
+    ModelError,
+    ServerError,
+    end_of_turn,
+    is_error,
+    is_marker,
+    is_turn_complete,
+    text_part,
+)
+from trio_live._errors import ResponseTooLargeError
 from trio_live.models import GeminiModel, HTTPTurnModel, OpenAIChatModel
 from trio_live.voice._stt_http import HttpRecognizer
 
@@ -33,6 +45,10 @@ def sse(*payloads: Any) -> bytes:
 
 def reply(status: int, body: bytes, kind: str = "text/event-stream") -> httpx.Response:
     return httpx.Response(status, headers={"content-type": kind}, content=body)
+
+
+def reply_stream(chunks: AsyncIterator[bytes]) -> httpx.Response:
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=chunks)
 
 
 def build(dialect: str, response: Callable[[], httpx.Response], **options: Any) -> HTTPTurnModel:
@@ -106,3 +122,241 @@ async def test_the_recognizer_masks_before_its_cut() -> None:
                 assert_no_key(caught.value)
                 assert len(caught.value.message) <= 300
     await trio.lowlevel.checkpoint()
+
+
+# --- 7: read limits -----------------------------------------------------------
+
+# httpx reads the socket 64 KiB at a time: a limit is crossed within one read.
+READ = 64 * 1024
+
+
+class Counting(httpx.AsyncBaseTransport):
+    """A real HTTP transport that counts the body bytes the client read."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.read = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_CountedStream(self, response.stream),
+            extensions=response.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _CountedStream(httpx.AsyncByteStream):
+    def __init__(self, counter: Counting, stream: Any) -> None:
+        self.counter = counter
+        self.stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.stream:
+            self.counter.read += len(chunk)
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+def loopback(dialect: str, server: ModelServer, **options: Any) -> tuple[HTTPTurnModel, Counting]:
+    counting = Counting()
+    settings: dict[str, Any] = {"api_key": KEY, "max_retries": 0, "transport": counting}
+    settings.update(options)
+    if dialect == "openai":
+        return OpenAIChatModel(model="m", base_url=server.openai_url, **settings), counting
+    return GeminiModel(model="m", base_url=server.gemini_url, **settings), counting
+
+
+@pytest.fixture(autouse=True)
+def _no_leaks() -> Any:
+    yield
+    gc.collect()  # an unclosed socket or generator would warn (and fail) here
+
+
+@pytest.mark.parametrize("dialect", ["openai", "gemini"])
+@pytest.mark.parametrize(
+    ("reply", "options", "error", "limit"),
+    [
+        pytest.param(
+            Reply(status=500, error_body="endless"),
+            {"max_error_body": 100_000},
+            ServerError,
+            100_000,
+            id="endless-error-body",
+        ),
+        pytest.param(
+            Reply(after=1, end="endless_line"),
+            {"max_line_length": 200_000},
+            ResponseTooLargeError,
+            200_000,
+            id="endless-line",
+        ),
+        pytest.param(
+            Reply(after=1, end="endless_event"),
+            {"max_event_length": 300_000},
+            ResponseTooLargeError,
+            300_000,
+            id="endless-event",
+        ),
+        pytest.param(
+            Reply(after=1, end="endless_line"),
+            {},
+            ResponseTooLargeError,
+            1024 * 1024,
+            id="endless-line-default-limit",
+        ),
+        pytest.param(
+            Reply(status=503, error_body="endless"),
+            {},
+            ServerError,
+            64 * 1024,
+            id="endless-error-body-default-limit",
+        ),
+    ],
+)
+async def test_an_endless_answer_ends_in_a_typed_error_having_read_about_the_limit(
+    dialect: str, reply: Reply, options: dict[str, Any], error: type[ModelError], limit: int
+) -> None:
+    # The old code read all of it: an endless 500 body grew by gigabytes.
+    with trio.fail_after(10):
+        async with open_model_server([reply]) as server:
+            model, counting = loopback(dialect, server, **options)
+            async with model:
+                with pytest.raises(error) as caught:
+                    await run_turn(model, [text_part("hi")])
+            [request] = server.requests
+            await request.ended.wait()
+    assert limit <= counting.read <= limit + 2 * READ
+    assert request.disconnected_at is not None  # the connection was dropped, not drained
+    if isinstance(caught.value, ResponseTooLargeError):
+        assert caught.value.limit in options or not options
+        assert isinstance(caught.value, MalformedStreamError)
+    else:
+        assert caught.value.status == reply.status
+    assert_no_key(caught.value)
+
+
+async def test_a_giant_error_body_is_read_up_to_the_limit_and_still_typed() -> None:
+    giant = json.dumps({"error": {"message": "m" * 5_000_000}}).encode()
+    with trio.fail_after(10):
+        async with open_model_server([Reply(status=429, error_body=giant)]) as server:
+            model, counting = loopback("openai", server)
+            async with model:
+                with pytest.raises(ModelError) as caught:
+                    await run_turn(model, [text_part("hi")])
+    assert caught.value.status == 429
+    assert len(caught.value.message) <= 500
+    assert counting.read <= 64 * 1024 + 2 * READ
+
+
+async def test_endless_keep_alives_stop_at_max_response_bytes() -> None:
+    # Bytes keep coming, so no idle timeout fires: the total is what stops it.
+    async def comments() -> AsyncIterator[bytes]:
+        yield b"data: " + json.dumps({"choices": [{"delta": {"content": "a"}}]}).encode() + b"\n\n"
+        while True:
+            await trio.lowlevel.checkpoint()
+            yield b": keep-alive\n\n" * 1000
+
+    def respond() -> httpx.Response:
+        return reply_stream(comments())
+
+    model = build("openai", respond, max_response_bytes=500_000)
+    with trio.fail_after(10):
+        async with model:
+            with pytest.raises(ResponseTooLargeError, match="max_response_bytes=500000") as caught:
+                await run_turn(model, [text_part("hi")])
+    assert caught.value.limit == "max_response_bytes"
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"max_error_body": 0}, "max_error_body must be an int > 0"),
+        ({"max_line_length": -1}, "max_line_length must be an int > 0"),
+        ({"max_event_length": 1.5}, "max_event_length must be an int > 0"),
+        ({"max_response_bytes": True}, "max_response_bytes must be an int > 0"),
+    ],
+)
+def test_limits_are_checked(options: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        OpenAIChatModel(model="m", **options)
+    with pytest.raises(ValueError, match=match):
+        GeminiModel(model="m", **options)
+
+
+async def test_the_recognizer_reads_at_most_max_response_bytes() -> None:
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            await trio.lowlevel.checkpoint()
+            yield b"x" * 10_000
+
+    for status, error in ((200, ResponseTooLargeError), (500, ServerError)):
+        transport = httpx.MockTransport(
+            lambda request, status=status: httpx.Response(status, content=endless())
+        )
+        stt = HttpRecognizer("http://stt.test/v1", transport=transport, max_response_bytes=50_000)
+        with trio.fail_after(10):
+            async with stt:
+                with pytest.raises(error):
+                    await stt.transcribe(bytes(3200), 16000)
+    with pytest.raises(ValueError, match="max_response_bytes must be an int > 0"):
+        HttpRecognizer("http://stt.test/v1", max_response_bytes=0)
+
+
+# --- after a failure or a hang, the session goes on -------------------------
+
+
+async def until_turn_complete(session: LiveSession) -> list[Any]:
+    parts = []
+    async for part in session:
+        parts.append(part)
+        if is_turn_complete(part):
+            break
+    return parts
+
+
+@pytest.mark.parametrize("dialect", ["openai", "gemini"])
+async def test_the_next_turn_works_after_each_hostile_answer(dialect: str) -> None:
+    replies = [
+        Reply(status=500, error_body="endless"),
+        Reply(after=1, end="endless_line"),
+        Reply(after=1, end="endless_event"),
+        Reply(after=1, end="hang"),
+        Reply(status=401, echo_key=490),
+        Reply(text=["all", " good"]),
+    ]
+    options = {
+        "max_error_body": 10_000,
+        "max_line_length": 10_000,
+        "max_event_length": 10_000,
+        "idle_timeout": 0.2,
+    }
+    with trio.fail_after(10):
+        async with open_model_server(replies) as server:
+            model, _ = loopback(dialect, server, **options)
+            async with model, LiveSession(model, model_errors="report") as session:
+                turns = []
+                for index in range(len(replies)):
+                    await session.send(end_of_turn(f"q{index}"))
+                    turns.append(await until_turn_complete(session))
+                session.close_input()
+    *failed, last = turns
+    for parts in failed:
+        [error] = [p for p in parts if is_error(p)]
+        for half in HALVES:
+            assert half not in error.text
+    kinds = [json.loads(next(p for p in t if is_error(p)).text)["error"] for t in failed]
+    assert kinds == [
+        "ServerError",
+        "ResponseTooLargeError",
+        "ResponseTooLargeError",
+        "ModelTimeoutError",
+        "AuthenticationError",
+    ]
+    assert "".join(p.text for p in last if p.role == "model" and not is_marker(p)) == "all good"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import urllib.parse
+from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Final, Self
 
@@ -20,7 +21,7 @@ import attrs
 import httpx
 import trio
 
-__all__ = ["OwnsHTTPClient", "check_api_key", "mask_secret"]
+__all__ = ["OwnsHTTPClient", "check_api_key", "close_chunks", "mask_secret"]
 
 MASK: Final = "***"
 
@@ -127,3 +128,21 @@ class OwnsHTTPClient:
             await client.aclose()
         else:
             await trio.lowlevel.checkpoint()
+
+
+async def close_chunks(chunks: AsyncIterator[bytes]) -> None:
+    """Close a response body's iterator that was left before its end.
+
+    httpx's body is a stack of async generators; abandoning them (``break``)
+    leaves their closing to the garbage collector, which trio reports as a
+    `ResourceWarning`. They are resumed once inside a cancelled scope: the
+    innermost one is at a socket read, which raises Cancelled, and each
+    generator exits through it, closing the connection.
+    """
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        try:
+            async for _ in chunks:
+                pass
+        except httpx.HTTPError:
+            pass
