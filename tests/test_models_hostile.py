@@ -8,6 +8,7 @@ server of `model_server` (its hostile modes), on the real clock, each under a
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from model_server import ModelServer, Reply, open_model_server, run_turn
 
 from trio_live import (
@@ -31,6 +34,7 @@ from trio_live import (
 )
 from trio_live._errors import ResponseTooLargeError
 from trio_live.models import GeminiModel, HTTPTurnModel, OpenAIChatModel
+from trio_live.models._sse import ServerSentEvent
 from trio_live.voice._stt_http import HttpRecognizer
 
 KEY = "sk-hostile-SECRET-0123456789abcdef"
@@ -327,6 +331,7 @@ async def test_the_next_turn_works_after_each_hostile_answer(dialect: str) -> No
         Reply(status=500, error_body="endless"),
         Reply(after=1, end="endless_line"),
         Reply(after=1, end="endless_event"),
+        Reply(payloads=[{"choices": 5, "candidates": 5}]),
         Reply(after=1, end="hang"),
         Reply(status=401, echo_key=490),
         Reply(text=["all", " good"]),
@@ -356,7 +361,131 @@ async def test_the_next_turn_works_after_each_hostile_answer(dialect: str) -> No
         "ServerError",
         "ResponseTooLargeError",
         "ResponseTooLargeError",
+        "MalformedStreamError",
         "ModelTimeoutError",
         "AuthenticationError",
     ]
     assert "".join(p.text for p in last if p.role == "model" and not is_marker(p)) == "all good"
+
+
+# --- 12: a payload of the wrong shape is a MalformedStreamError --------------
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+KINDS: dict[type, Callable[[Any], bool]] = {
+    dict: lambda v: isinstance(v, dict),
+    list: lambda v: isinstance(v, list),
+    str: lambda v: isinstance(v, str),
+    bool: lambda v: isinstance(v, bool),
+    int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+}
+
+OPENAI_TEMPLATE = {"choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
+OPENAI_FIELDS: list[tuple[tuple[Any, ...], type]] = [
+    (("choices",), list),
+    (("choices", 0), dict),
+    (("choices", 0, "index"), int),
+    (("choices", 0, "delta"), dict),
+    (("choices", 0, "delta", "content"), str),
+    (("choices", 0, "finish_reason"), str),
+]
+GEMINI_TEMPLATE = {
+    "candidates": [{"content": {"parts": [{"text": "hi", "thought": False}]}, "finishReason": None}]
+}
+GEMINI_FIELDS: list[tuple[tuple[Any, ...], type]] = [
+    (("candidates",), list),
+    (("candidates", 0), dict),
+    (("candidates", 0, "content"), dict),
+    (("candidates", 0, "content", "parts"), list),
+    (("candidates", 0, "content", "parts", 0), dict),
+    (("candidates", 0, "content", "parts", 0, "text"), str),
+    (("candidates", 0, "content", "parts", 0, "thought"), bool),
+    (("candidates", 0, "finishReason"), str),
+]
+GEMINI_FEEDBACK: list[tuple[tuple[Any, ...], type]] = [
+    (("promptFeedback",), dict),
+    (("promptFeedback", "blockReason"), str),
+]
+CASES = (
+    [("openai", OPENAI_TEMPLATE, path, kind) for path, kind in OPENAI_FIELDS]
+    + [("gemini", GEMINI_TEMPLATE, path, kind) for path, kind in GEMINI_FIELDS]
+    + [
+        ("gemini", {"promptFeedback": {"blockReason": None}}, path, kind)
+        for path, kind in GEMINI_FEEDBACK
+    ]
+)
+
+
+def replaced(template: Any, path: tuple[Any, ...], value: Any) -> Any:
+    payload = json.loads(json.dumps(template))
+    target = payload
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return payload
+
+
+@functools.cache
+def parser(dialect: str) -> HTTPTurnModel:
+    return build(dialect, lambda: httpx.Response(500))
+
+
+def parse(dialect: str, payload: Any) -> tuple[Any, bool]:
+    model = parser(dialect)
+    texts, finished = model._event(ServerSentEvent(data=json.dumps(payload)))
+    return list(texts), finished
+
+
+@pytest.mark.parametrize(("dialect", "template", "path", "kind"), CASES)
+@settings(max_examples=40, deadline=None)
+@given(value=JSON)
+def test_a_field_of_the_wrong_json_type_is_malformed(
+    dialect: str, template: Any, path: tuple[Any, ...], kind: type, value: Any
+) -> None:
+    payload = replaced(template, path, value)
+    if value is None or KINDS[kind](value):
+        try:
+            texts, finished = parse(dialect, payload)
+        except ModelError:
+            return  # a right type may still be refused (an error inside, a block...)
+        assert all(isinstance(text, str) for text in texts)
+        assert isinstance(finished, bool)
+        return
+    with pytest.raises(MalformedStreamError, match="must be") as caught:
+        parse(dialect, payload)
+    assert str(path[-1]) in str(caught.value)  # the message names the field
+
+
+@pytest.mark.parametrize("dialect", ["openai", "gemini"])
+@settings(max_examples=200, deadline=None)
+@given(payload=JSON)
+def test_any_json_event_parses_or_is_a_model_error(dialect: str, payload: Any) -> None:
+    try:
+        texts, finished = parse(dialect, payload)
+    except ModelError:
+        return
+    assert all(isinstance(text, str) for text in texts)
+    assert isinstance(finished, bool)
+
+
+@pytest.mark.parametrize("dialect", ["openai", "gemini"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        "[" * 100_000,
+        '{"choices": ' * 50_000,
+        json.dumps({"error": [[["deep"]]]}),
+        json.dumps({"error": None}),
+        "1" * 10_000,
+    ],
+    ids=["deep-array", "deep-object", "odd-error", "null-error", "huge-int"],
+)
+def test_hostile_json_text_is_a_model_error(dialect: str, data: str) -> None:
+    model = build(dialect, lambda: httpx.Response(500))
+    with pytest.raises(ModelError):
+        model._event(ServerSentEvent(data=data))

@@ -31,6 +31,8 @@ from ._errors import (
 __all__ = [
     "error_for_status",
     "error_from_payload",
+    "json_field",
+    "json_item",
     "load_json",
     "message_from_body",
     "parse_retry_after",
@@ -77,7 +79,7 @@ def error_from_payload(error: Any) -> ModelError:
 def message_from_body(body: bytes, fallback: str) -> str:
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         text = body.decode("utf-8", errors="replace").strip()
         return text or fallback
     if isinstance(payload, list) and payload:
@@ -125,3 +127,51 @@ def load_json(data: str) -> Any:
         return json.loads(data)
     except ValueError:
         raise MalformedStreamError(f"an event's data is not JSON: {data!r}") from None
+    except RecursionError:
+        raise MalformedStreamError("an event's data is JSON nested too deeply") from None
+
+
+_JSON_TYPES: Final = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def json_field(container: dict[str, Any], name: str, kind: type, where: str) -> Any:
+    """``container[name]`` when it is a ``kind``, or None when absent or null.
+
+    ``kind`` is one of ``dict``, ``list``, ``str``, ``bool`` or ``int`` (which
+    refuses booleans); ``where`` is the path shown in the error, for example
+    ``"choices[0].delta"``.
+
+    Raises:
+        MalformedStreamError: naming the field and the JSON type it had (not
+            its value).
+    """
+    value = container.get(name)
+    if value is None:
+        return None
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    expected = "an integer" if kind is int else _JSON_TYPES[kind]
+    raise MalformedStreamError(
+        f"{where}.{name} must be {expected} or null, got {_json_type(value)}"
+    )
+
+
+def json_item(value: Any, kind: type, where: str) -> Any:
+    """``value`` (an array's item) when it is a ``kind``.
+
+    Raises:
+        MalformedStreamError: naming ``where`` and the JSON type it had.
+    """
+    if isinstance(value, kind):
+        return value
+    raise MalformedStreamError(f"{where} must be {_JSON_TYPES[kind]}, got {_json_type(value)}")

@@ -24,7 +24,7 @@ import httpx
 
 from .._errors import BadRequestError, MalformedStreamError
 from .._httpclient import check_api_key
-from .._httpstatus import error_from_payload, load_json
+from .._httpstatus import error_from_payload, json_field, json_item, load_json
 from .._parts import Part
 from ._content import group_messages
 from ._http import HTTPTurnModel
@@ -125,22 +125,24 @@ class GeminiModel(HTTPTurnModel):
             raise MalformedStreamError(f"expected a JSON object, got {event.data!r}")
         if "error" in payload:
             raise error_from_payload(payload["error"])
-        candidates = payload.get("candidates") or []
+        # Every field is checked for its JSON type: a wrong one is a
+        # MalformedStreamError, never a TypeError from deep in here.
+        candidates = json_field(payload, "candidates", list, "event") or []
         if not candidates:
-            feedback = payload.get("promptFeedback") or {}
-            reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
+            feedback = json_field(payload, "promptFeedback", dict, "event") or {}
+            reason = json_field(feedback, "blockReason", str, "event.promptFeedback")
             if reason:
                 raise BadRequestError(f"the prompt was blocked: {reason}")
             return (), False
-        candidate = candidates[0]
-        if not isinstance(candidate, dict):
-            raise MalformedStreamError(f"expected a candidate object, got {candidate!r}")
-        content = candidate.get("content") or {}
-        texts = [
-            part["text"]
-            for part in content.get("parts") or ()
-            if isinstance(part, dict)
-            and isinstance(part.get("text"), str)
-            and not part.get("thought")
-        ]
-        return texts, bool(candidate.get("finishReason"))
+        where = "event.candidates[0]"
+        candidate = json_item(candidates[0], dict, where)
+        content = json_field(candidate, "content", dict, where) or {}
+        texts: list[str] = []
+        parts = json_field(content, "parts", list, f"{where}.content") or ()
+        for number, item in enumerate(parts):
+            at = f"{where}.content.parts[{number}]"
+            part = json_item(item, dict, at)
+            text = json_field(part, "text", str, at)
+            if text is not None and not json_field(part, "thought", bool, at):
+                texts.append(text)
+        return texts, bool(json_field(candidate, "finishReason", str, where))

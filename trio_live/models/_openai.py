@@ -25,7 +25,7 @@ import httpx
 
 from .._errors import BadRequestError, MalformedStreamError
 from .._httpclient import check_api_key
-from .._httpstatus import error_from_payload, load_json
+from .._httpstatus import error_from_payload, json_field, json_item, load_json
 from .._parts import Part
 from ._content import Blob, group_messages
 from ._http import HTTPTurnModel
@@ -145,14 +145,19 @@ class OpenAIChatModel(HTTPTurnModel):
             raise MalformedStreamError(f"expected a JSON object, got {event.data!r}")
         if event.event == "error" or "error" in payload:
             raise error_from_payload(payload.get("error", payload))
+        # Every field is checked for its JSON type: a wrong one is a
+        # MalformedStreamError, never a TypeError from deep in here.
         texts: list[str] = []
         finished = False
-        for choice in payload.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        for number, item in enumerate(json_field(payload, "choices", list, "event") or ()):
+            where = f"event.choices[{number}]"
+            choice = json_item(item, dict, where)
+            index = json_field(choice, "index", int, where)
+            if index not in (None, 0):
                 continue
-            delta = choice.get("delta") or {}
-            text = delta.get("content") if isinstance(delta, dict) else None
-            if isinstance(text, str):
+            delta = json_field(choice, "delta", dict, where) or {}
+            text = json_field(delta, "content", str, f"{where}.delta")
+            if text is not None:
                 texts.append(text)
-            finished = finished or bool(choice.get("finish_reason"))
+            finished = finished or bool(json_field(choice, "finish_reason", str, where))
         return texts, finished
