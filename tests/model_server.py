@@ -38,7 +38,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import attrs
 import h11
@@ -46,7 +46,9 @@ import trio
 
 from trio_live import Part, PromptStream, RollingPrompt
 
-End = Literal["finish", "hang", "reset", "truncate", "error_event"]
+End = Literal["finish", "hang", "reset", "truncate", "error_event", "endless_line", "endless_event"]
+# What the hostile modes send, block after block, until the client leaves.
+BLOCK = 64 * 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -71,6 +73,20 @@ class Reply:
             ``"error_event"`` (send an error event, then end the body).
         body: raw bytes sent as the body instead of events (with the
             ``content-type`` from `headers`, or ``text/event-stream``).
+
+    The hostile modes (each sends until the client leaves, and the request
+    records the body bytes it managed to send in ``bytes_sent``):
+
+    * ``end="endless_line"``: after the deltas, one line that never ends;
+    * ``end="endless_event"``: after the deltas, ``data:`` lines without
+      the blank line that would end the event;
+    * ``error_body``: with an error `status`, this raw body instead of the
+      API's error object, or ``"endless"`` for a body that never ends;
+    * ``payloads``: these JSON values sent as the events' data instead of
+      deltas (wrong types, odd shapes), then the end;
+    * ``echo_key``: the error message holds the request's key (from its
+      ``authorization`` or ``x-goog-api-key`` header) after this many
+      characters, to put it across a cut of the message.
     """
 
     text: Sequence[str] = ("Hello", " there", "!")
@@ -84,6 +100,9 @@ class Reply:
     after: int | None = None
     end: End = "finish"
     body: bytes | None = None
+    error_body: bytes | Literal["endless"] | None = None
+    payloads: Sequence[Any] | None = None
+    echo_key: int | None = None
 
 
 @attrs.define(eq=False)
@@ -116,6 +135,7 @@ class RecordedRequest:
     sent: list[str] = attrs.field(factory=list)
     completed_at: float | None = None
     disconnected_at: float | None = None
+    bytes_sent: int = 0
     ended: trio.Event = attrs.field(factory=trio.Event)
 
 
@@ -254,14 +274,29 @@ class ModelServer:
     ) -> str:
         await trio.sleep(reply.headers_delay)
         headers = [(k.encode(), v.encode()) for k, v in reply.headers.items()]
+        if reply.status >= 400 and reply.error_body == "endless":
+            headers += [(b"content-type", b"text/html")]
+            await stream.send_all(
+                conn.send(h11.Response(status_code=reply.status, headers=headers))
+            )
+            await self._endless(stream, conn, record, b"<p>" + b"error " * (BLOCK // 6))
         if reply.status >= 400:
-            body = json.dumps(formats.error(reply.status, reply.message)).encode()
+            message = reply.message
+            if reply.echo_key is not None:
+                key = record.headers.get("x-goog-api-key") or record.headers.get(
+                    "authorization", ""
+                ).removeprefix("Bearer ")
+                message = "x" * reply.echo_key + key + " is not a valid key"
+            body = json.dumps(formats.error(reply.status, message)).encode()
+            if isinstance(reply.error_body, bytes):
+                body = reply.error_body
             headers += [(b"content-type", b"application/json")]
             headers += [(b"content-length", str(len(body)).encode())]
             await stream.send_all(
                 conn.send(h11.Response(status_code=reply.status, headers=headers))
             )
             await stream.send_all(conn.send(h11.Data(data=body)))
+            record.bytes_sent += len(body)
             await stream.send_all(conn.send(h11.EndOfMessage()))
             record.completed_at = trio.current_time()
             return "keep"
@@ -279,7 +314,9 @@ class ModelServer:
         formats: _Dialect,
     ) -> str:
         async def send(text: str) -> None:
-            await stream.send_all(conn.send(h11.Data(data=text.encode())))
+            data = text.encode()
+            await stream.send_all(conn.send(h11.Data(data=data)))
+            record.bytes_sent += len(data)
 
         await trio.sleep(reply.first_delay)
         if reply.body is not None:
@@ -291,12 +328,23 @@ class ModelServer:
             if index:
                 await trio.sleep(reply.chunk_delay)
             await send(": keep-alive" + formats.newline * 2)
-        count = len(reply.text) if reply.after is None else reply.after
-        for index, delta in enumerate(reply.text[:count]):
-            if index or reply.keepalives:
-                await trio.sleep(reply.chunk_delay)
-            await send(formats.event(formats.delta(delta)))
-            record.sent.append(delta)
+        if reply.payloads is not None:
+            for payload in reply.payloads:
+                await send(formats.event(json.dumps(payload)))
+            count = 0
+        else:
+            count = len(reply.text) if reply.after is None else reply.after
+            for index, delta in enumerate(reply.text[:count]):
+                if index or reply.keepalives:
+                    await trio.sleep(reply.chunk_delay)
+                await send(formats.event(formats.delta(delta)))
+                record.sent.append(delta)
+        if reply.end == "endless_line":
+            await send("data: ")
+            await self._endless(stream, conn, record, b"x" * BLOCK)
+        if reply.end == "endless_event":
+            line = ("data: " + "x" * 1000 + formats.newline).encode()
+            await self._endless(stream, conn, record, line * (BLOCK // len(line)))
         if reply.end == "hang":
             await trio.sleep_forever()
         if reply.end == "reset":
@@ -310,6 +358,14 @@ class ModelServer:
         await stream.send_all(conn.send(h11.EndOfMessage()))
         record.completed_at = trio.current_time()
         return "keep"
+
+    async def _endless(
+        self, stream: trio.SocketStream, conn: h11.Connection, record: RecordedRequest, block: bytes
+    ) -> NoReturn:
+        # Until the client leaves (the watcher cancels, or a send fails).
+        while True:
+            await stream.send_all(conn.send(h11.Data(data=block)))
+            record.bytes_sent += len(block)
 
 
 async def _read_request(

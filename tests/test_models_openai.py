@@ -8,6 +8,7 @@ import gc
 import io
 import json
 import logging
+import urllib.parse
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -461,6 +462,17 @@ async def test_connection_errors_are_retried(autojump_clock: trio.abc.Clock) -> 
     assert len(server.requests) == 3
 
 
+async def test_a_request_that_cannot_be_written_is_not_retried(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    server = Server(httpx.LocalProtocolError("Illegal header value b'x'"))
+    async with openai(server) as model:
+        with pytest.raises(BadRequestError, match="could not be sent") as caught:
+            await run_turn(model, [text_part("hi")])
+    assert isinstance(caught.value.__cause__, httpx.LocalProtocolError)
+    assert len(server.requests) == 1
+
+
 async def test_connect_timeout(autojump_clock: trio.abc.Clock) -> None:
     server = Server(httpx.ConnectTimeout("slow"))
     async with openai(server, max_retries=1, connect_timeout=3) as model:
@@ -587,6 +599,88 @@ async def test_the_key_never_shows(caplog: pytest.LogCaptureFixture) -> None:
     for text in (str(error), repr(error), error.message, caplog.text):
         assert KEY not in text
     assert "retrying" in caplog.text
+
+
+BAD_KEYS = [
+    pytest.param(KEY + "\n", "a line break", id="trailing-newline"),
+    pytest.param(KEY + "\r\n", "a line break", id="trailing-crlf"),
+    pytest.param(" " + KEY, "whitespace at position 1", id="leading-space"),
+    pytest.param(KEY[:5] + "\t" + KEY[5:], "whitespace at position 6", id="tab"),
+    pytest.param(KEY + "\x00", "a control character", id="nul"),
+    pytest.param(KEY + "\x7f", "a control character", id="del"),
+    pytest.param(KEY + "é", "a non-ASCII character", id="non-ascii"),
+    pytest.param(KEY + "\u00a0", "whitespace", id="nbsp"),
+]
+
+
+@pytest.mark.parametrize(("key", "match"), BAD_KEYS)
+def test_a_key_that_cannot_be_a_header_is_refused_when_built(
+    key: str, match: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A pasted newline used to reach h11, whose error showed the key escaped
+    # (past the mask) and was retried as a connection failure; a non-ASCII
+    # character gave an untyped UnicodeEncodeError holding the key.
+    builders: list[Callable[[], object]] = [
+        lambda: OpenAIChatModel(model="m", api_key=key),
+        lambda: GeminiModel(model="m", api_key=key),
+        lambda: model_from_spec("openai", "m", api_key=key),
+        lambda: model_from_spec("gemini", "m", api_key=key),
+    ]
+    for build in builders:
+        with pytest.raises(ValueError, match=rf"^api_key holds {match}") as caught:
+            build()
+        assert KEY not in str(caught.value)
+        assert key not in repr(caught.value)
+    if "\x00" in key:
+        return  # the environment cannot hold a NUL
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    monkeypatch.setenv("GEMINI_API_KEY", key)
+    for build in (lambda: OpenAIChatModel(model="m"), lambda: GeminiModel(model="m")):
+        with pytest.raises(ValueError, match="api_key holds") as caught:
+            build()
+        assert KEY not in str(caught.value)
+    model = OpenAIChatModel(model="m", api_key=KEY)
+    with pytest.raises(ValueError, match="api_key holds"):
+        model.api_key = key  # checked on assignment too
+    assert model.api_key == KEY
+
+
+async def test_escaped_forms_of_the_key_are_masked(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = "sk-proj/AbC+dEf=="  # base64-like keys hold characters that get escaped
+    forms = [key, "sk-proj%2FAbC%2BdEf%3D%3D", "sk-proj/AbC%2BdEf%3D%3D"]
+    echo = {"error": {"message": "keys: " + " | ".join(forms)}}
+    server = Server(httpx.Response(503, json=echo), httpx.Response(401, json=echo))
+    async with openai(server, api_key=key, retry_backoff=0) as model:
+        with pytest.raises(AuthenticationError) as caught:
+            await run_turn(model, [text_part("hi")])
+    assert caught.value.message == "keys: *** | *** | ***"
+    for text in (str(caught.value), repr(caught.value), caplog.text):
+        for form in forms:
+            assert form not in text
+        assert "AbC" not in text
+
+
+def test_mask_secret_covers_repr_json_and_url_escapes() -> None:
+    from trio_live._httpclient import mask_secret
+
+    secret = "k'e\\y\"%/+="
+    texts = [
+        secret,
+        repr(secret),
+        json.dumps(secret),
+        repr(secret.encode()),
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret),
+        urllib.parse.quote(secret),
+    ]
+    for text in texts:
+        masked = mask_secret(f"<{text}>", secret)
+        assert "***" in masked, text
+        assert "e\\" not in masked, masked
+        assert "e%5C" not in masked, masked
+    assert mask_secret("nothing here", secret) == "nothing here"
+    assert mask_secret("no key", None) == "no key"
 
 
 # --- the client -------------------------------------------------------------

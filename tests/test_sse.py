@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trio_live._errors import ResponseTooLargeError
 from trio_live.models._sse import ServerSentEvent, SSEDecoder
 
 
@@ -126,3 +127,39 @@ def test_any_split_gives_the_same_events(cuts: list[int]) -> None:
         "été 😀",
         "[DONE]",
     ]
+
+
+def test_a_line_over_the_limit_raises_in_the_feed_that_crossed_it() -> None:
+    decoder = SSEDecoder(max_line_length=20)
+    assert decoder.feed(b"data: " + b"x" * 14 + b"\n\n") == [
+        ServerSentEvent(data="x" * 14)
+    ]  # exactly 20 characters is allowed
+    decoder.feed(b"data: " + b"y" * 10)
+    with pytest.raises(ResponseTooLargeError, match="max_line_length=20") as caught:
+        decoder.feed(b"y" * 5)
+    assert caught.value.limit == "max_line_length"
+    with pytest.raises(ResponseTooLargeError):
+        SSEDecoder(max_line_length=5).feed(b"data: long line\n\n")
+
+
+def test_an_event_over_the_limit_raises() -> None:
+    decoder = SSEDecoder(max_event_length=9)
+    assert decoder.feed(b"data: abcd\ndata: efgh\n\n") == [ServerSentEvent(data="abcd\nefgh")]
+    decoder.feed(b"data: abcd\ndata: efgh\n")
+    with pytest.raises(ResponseTooLargeError, match="max_event_length=9") as caught:
+        decoder.feed(b"data: i\n")
+    assert caught.value.limit == "max_event_length"
+
+
+def test_a_long_line_fed_byte_by_byte_is_not_quadratic() -> None:
+    # One-byte feeds: appending to one str would copy the line each time.
+    decoder = SSEDecoder(max_line_length=300_000)
+    for _ in range(100_000):
+        decoder.feed(b"x")
+    assert decoder.close() == []
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "9"])
+def test_limits_must_be_positive_ints(bad: object) -> None:
+    with pytest.raises(ValueError, match="max_line_length must be an int > 0 or None"):
+        SSEDecoder(max_line_length=bad)  # type: ignore[arg-type]

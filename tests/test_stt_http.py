@@ -163,6 +163,26 @@ async def test_key_never_shown() -> None:
     assert "revoked" in str(caught.value)
 
 
+@pytest.mark.parametrize("bad", ["\n", " ", "\x01", "é"])
+def test_a_key_that_cannot_be_a_header_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"^api_key holds") as caught:
+        HttpRecognizer("http://stt.test/v1", api_key=KEY + bad)
+    assert KEY not in str(caught.value)
+
+
+async def test_url_encoded_key_is_masked() -> None:
+    key = "sk/a+b=="
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, text="bad key sk%2Fa%2Bb%3D%3D")
+
+    async with recognizer(handler, api_key=key) as stt:
+        with pytest.raises(AuthenticationError) as caught:
+            await stt.transcribe(PCM, 16000)
+    assert "%2B" not in str(caught.value)
+    assert caught.value.message == "bad key ***"
+
+
 async def test_response_timeout(autojump_clock: trio.abc.Clock) -> None:
     async def handler(request: httpx.Request) -> httpx.Response:
         await trio.sleep_forever()

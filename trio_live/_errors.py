@@ -19,6 +19,7 @@
     │   ├── RateLimitedError      429 (with the server's Retry-After, if any)
     │   ├── ServerError           5xx, or the connection failed
     │   ├── MalformedStreamError  the response stream could not be parsed
+    │   │   └── ResponseTooLargeError  a response, line or event over the read limits
     │   └── ModelTimeoutError     connect, first byte or idle gap timed out
     └── SpeechError               a speech back end (VAD, STT, TTS) failed
 
@@ -100,6 +101,18 @@ class ServerError(ModelError):
 
 class MalformedStreamError(ModelError):
     """The model's response stream could not be parsed."""
+
+
+class ResponseTooLargeError(MalformedStreamError):
+    """A model's response, or one line or event of it, was over a read limit.
+
+    Attributes:
+        limit: the name of the limit, for example ``"max_line_length"``.
+    """
+
+    def __init__(self, message: str, *, limit: str, status: int | None = None) -> None:
+        super().__init__(message, status=status)
+        self.limit = limit
 
 
 class ModelTimeoutError(ModelError):

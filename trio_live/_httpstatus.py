@@ -3,7 +3,11 @@
 Shared by everything that talks HTTP: the HTTP models and the HTTP speech
 recognizer. Both model APIs wrap errors the same way, ``{"error": {"message": ..., "code": ...}}``
 (Gemini's streaming endpoint sometimes inside a list); a server that says
-nothing useful gets the reason phrase. Messages are cut to 500 characters.
+nothing useful gets the reason phrase.
+
+These functions never cut a message: a key echoed by the server must be
+masked first, or a cut through the key would leave half of it outside the
+mask. The caller masks, then calls `shorten` (500 characters).
 """
 
 from __future__ import annotations
@@ -27,12 +31,20 @@ from ._errors import (
 __all__ = [
     "error_for_status",
     "error_from_payload",
+    "json_field",
+    "json_item",
     "load_json",
     "message_from_body",
     "parse_retry_after",
+    "shorten",
 ]
 
-_MAX_MESSAGE: Final = 500
+MAX_MESSAGE: Final = 500
+
+
+def shorten(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` cut to ``limit`` characters (call it after masking secrets)."""
+    return text if len(text) <= limit else text[:limit]
 
 
 def error_for_status(status: int, message: str, *, retry_after: float | None = None) -> ModelError:
@@ -49,8 +61,8 @@ def error_for_status(status: int, message: str, *, retry_after: float | None = N
 def error_from_payload(error: Any) -> ModelError:
     """The typed error for an ``{"error": ...}`` object sent inside a stream."""
     if not isinstance(error, dict):
-        return ServerError(f"the server sent an error: {str(error)[:_MAX_MESSAGE]}")
-    message = str(error.get("message") or "the server sent an error")[:_MAX_MESSAGE]
+        return ServerError(f"the server sent an error: {error}")
+    message = str(error.get("message") or "the server sent an error")
     code = error.get("code")
     if isinstance(code, int) and 400 <= code < 600:
         return error_for_status(code, message)
@@ -67,17 +79,17 @@ def error_from_payload(error: Any) -> ModelError:
 def message_from_body(body: bytes, fallback: str) -> str:
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         text = body.decode("utf-8", errors="replace").strip()
-        return text[:_MAX_MESSAGE] or fallback
+        return text or fallback
     if isinstance(payload, list) and payload:
         payload = payload[0]
     if isinstance(payload, dict):
         error = payload.get("error", payload)
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:_MAX_MESSAGE]
+            return str(error["message"])
         if isinstance(error, str) and error:
-            return error[:_MAX_MESSAGE]
+            return error
     return fallback
 
 
@@ -114,4 +126,52 @@ def load_json(data: str) -> Any:
     try:
         return json.loads(data)
     except ValueError:
-        raise MalformedStreamError(f"an event's data is not JSON: {data[:200]!r}") from None
+        raise MalformedStreamError(f"an event's data is not JSON: {data!r}") from None
+    except RecursionError:
+        raise MalformedStreamError("an event's data is JSON nested too deeply") from None
+
+
+_JSON_TYPES: Final = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def json_field(container: dict[str, Any], name: str, kind: type, where: str) -> Any:
+    """``container[name]`` when it is a ``kind``, or None when absent or null.
+
+    ``kind`` is one of ``dict``, ``list``, ``str``, ``bool`` or ``int`` (which
+    refuses booleans); ``where`` is the path shown in the error, for example
+    ``"choices[0].delta"``.
+
+    Raises:
+        MalformedStreamError: naming the field and the JSON type it had (not
+            its value).
+    """
+    value = container.get(name)
+    if value is None:
+        return None
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    expected = "an integer" if kind is int else _JSON_TYPES[kind]
+    raise MalformedStreamError(
+        f"{where}.{name} must be {expected} or null, got {_json_type(value)}"
+    )
+
+
+def json_item(value: Any, kind: type, where: str) -> Any:
+    """``value`` (an array's item) when it is a ``kind``.
+
+    Raises:
+        MalformedStreamError: naming ``where`` and the JSON type it had.
+    """
+    if isinstance(value, kind):
+        return value
+    raise MalformedStreamError(f"{where} must be {_JSON_TYPES[kind]}, got {_json_type(value)}")

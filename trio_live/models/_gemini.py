@@ -23,7 +23,8 @@ import attrs
 import httpx
 
 from .._errors import BadRequestError, MalformedStreamError
-from .._httpstatus import error_from_payload, load_json
+from .._httpclient import check_api_key
+from .._httpstatus import error_from_payload, json_field, json_item, load_json
 from .._parts import Part
 from ._content import group_messages
 from ._http import HTTPTurnModel
@@ -74,7 +75,7 @@ class GeminiModel(HTTPTurnModel):
 
     model: str = attrs.field(validator=_check_model)
     base_url: str = attrs.field(default=GEMINI_BASE_URL, converter=_base_url)
-    api_key: str | None = attrs.field(factory=_env_key, repr=False)
+    api_key: str | None = attrs.field(factory=_env_key, repr=False, validator=check_api_key)
     system_instruction: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
 
@@ -121,25 +122,27 @@ class GeminiModel(HTTPTurnModel):
         if isinstance(payload, list) and len(payload) == 1:
             payload = payload[0]
         if not isinstance(payload, dict):
-            raise MalformedStreamError(f"expected a JSON object, got {event.data[:200]!r}")
+            raise MalformedStreamError(f"expected a JSON object, got {event.data!r}")
         if "error" in payload:
             raise error_from_payload(payload["error"])
-        candidates = payload.get("candidates") or []
+        # Every field is checked for its JSON type: a wrong one is a
+        # MalformedStreamError, never a TypeError from deep in here.
+        candidates = json_field(payload, "candidates", list, "event") or []
         if not candidates:
-            feedback = payload.get("promptFeedback") or {}
-            reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
+            feedback = json_field(payload, "promptFeedback", dict, "event") or {}
+            reason = json_field(feedback, "blockReason", str, "event.promptFeedback")
             if reason:
                 raise BadRequestError(f"the prompt was blocked: {reason}")
             return (), False
-        candidate = candidates[0]
-        if not isinstance(candidate, dict):
-            raise MalformedStreamError(f"expected a candidate object, got {candidate!r:.200}")
-        content = candidate.get("content") or {}
-        texts = [
-            part["text"]
-            for part in content.get("parts") or ()
-            if isinstance(part, dict)
-            and isinstance(part.get("text"), str)
-            and not part.get("thought")
-        ]
-        return texts, bool(candidate.get("finishReason"))
+        where = "event.candidates[0]"
+        candidate = json_item(candidates[0], dict, where)
+        content = json_field(candidate, "content", dict, where) or {}
+        texts: list[str] = []
+        parts = json_field(content, "parts", list, f"{where}.content") or ()
+        for number, item in enumerate(parts):
+            at = f"{where}.content.parts[{number}]"
+            part = json_item(item, dict, at)
+            text = json_field(part, "text", str, at)
+            if text is not None and not json_field(part, "thought", bool, at):
+                texts.append(text)
+        return texts, bool(json_field(candidate, "finishReason", str, where))

@@ -15,6 +15,13 @@ server-sent event. Everything else is here, once:
   part of the answer was delivered: a half-delivered answer is never replayed;
 * HTTP statuses and error payloads become the classes of `trio_live._errors`,
   carrying the status and the server's message, with the API key masked.
+* read limits, so a hostile or broken server cannot make a turn hold
+  unbounded memory: ``max_error_body`` bytes of an error (or non-stream)
+  body are read, the rest is not; ``max_line_length`` and
+  ``max_event_length`` characters bound one line and one event of the
+  stream, and ``max_response_bytes`` the whole streamed body. An answer over
+  one of the last three raises `ResponseTooLargeError` (a
+  `MalformedStreamError`) and closes the connection.
 
 Closing a response early (barge-in, an error event, a timeout) never leaves
 httpx's nested async generators suspended: they are resumed once inside a
@@ -29,7 +36,7 @@ import json
 import logging
 import random
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Final
+from typing import Any
 
 import attrs
 import httpx
@@ -42,10 +49,11 @@ from .._errors import (
     ModelError,
     ModelTimeoutError,
     RateLimitedError,
+    ResponseTooLargeError,
     ServerError,
 )
-from .._httpclient import OwnsHTTPClient
-from .._httpstatus import error_for_status, message_from_body, parse_retry_after
+from .._httpclient import OwnsHTTPClient, check_api_key, close_chunks, mask_secret
+from .._httpstatus import error_for_status, message_from_body, parse_retry_after, shorten
 from .._model import PromptStream
 from .._parts import Part, text_part
 from ._sse import ServerSentEvent, SSEDecoder
@@ -53,8 +61,6 @@ from ._sse import ServerSentEvent, SSEDecoder
 __all__ = ["HTTPTurnModel"]
 
 logger = logging.getLogger("trio_live.models")
-
-_MASK: Final = "***"
 
 
 def _retryable(error: ModelError) -> bool:
@@ -66,6 +72,11 @@ def _retryable(error: ModelError) -> bool:
 def _count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not (isinstance(value, int) and value >= 0):
         raise ValueError(f"{attribute.name} must be an int >= 0, got {value!r}")
+
+
+def _size(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        raise ValueError(f"{attribute.name} must be an int > 0, got {value!r}")
 
 
 @attrs.define(eq=False)
@@ -81,7 +92,8 @@ class HTTPTurnModel(OwnsHTTPClient):
 
     Args:
         api_key: the key sent to the server; never shown in a repr, message
-            or log line.
+            or log line. It must be printable ASCII without spaces: anything
+            else (a pasted trailing newline...) raises `ValueError` here.
         connect_timeout: seconds to open a connection.
         first_byte_timeout: seconds from the start of a request (connecting
             included) to the first byte of the response body.
@@ -92,16 +104,26 @@ class HTTPTurnModel(OwnsHTTPClient):
             and a random factor between 0.5 and 1 is applied.
         max_retry_wait: the longest wait before a retry; a server asking to
             wait longer gets its error raised at once.
+        max_error_body: the most bytes read of an error body (or of a body
+            that is not an event stream); the rest is not read, and the
+            error is raised from what was.
+        max_line_length: the longest line of the event stream, in characters.
+        max_event_length: the most data one event may hold, in characters.
+        max_response_bytes: the most bytes of one streamed answer.
         transport: an httpx transport, for example `httpx.MockTransport`.
     """
 
-    api_key: str | None = attrs.field(default=None, repr=False)
+    api_key: str | None = attrs.field(default=None, repr=False, validator=check_api_key)
     connect_timeout: float = attrs.field(default=10.0, validator=positive)
     first_byte_timeout: float = attrs.field(default=60.0, validator=positive)
     idle_timeout: float = attrs.field(default=30.0, validator=positive)
     max_retries: int = attrs.field(default=2, validator=_count)
     retry_backoff: float = attrs.field(default=0.5, validator=finite_non_negative)
     max_retry_wait: float = attrs.field(default=30.0, validator=finite_non_negative)
+    max_error_body: int = attrs.field(default=64 * 1024, validator=_size)
+    max_line_length: int = attrs.field(default=1024 * 1024, validator=_size)
+    max_event_length: int = attrs.field(default=1024 * 1024, validator=_size)
+    max_response_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_size)
     transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
     _client: httpx.AsyncClient | None = attrs.field(init=False, default=None, repr=False)
     _random: random.Random = attrs.field(init=False, factory=random.Random, repr=False)
@@ -164,14 +186,14 @@ class HTTPTurnModel(OwnsHTTPClient):
         return min(delay, self.max_retry_wait)
 
     def _mask(self, text: str) -> str:
-        key = self.api_key
-        return text.replace(key, _MASK) if key else text
+        return mask_secret(text, self.api_key)
 
     def _error(self, error: ModelError) -> ModelError:
-        # Every error leaves through here so a key echoed by a server is masked.
-        if self.api_key and self.api_key in str(error.message):
-            error.message = self._mask(error.message)
-            error.args = (self._mask(str(error)),)
+        # Every error with server text leaves through here: the key is masked
+        # first, then the message is cut, so a cut never halves an echoed key.
+        message = shorten(self._mask(error.message))
+        error.message = message
+        error.args = (message if error.status is None else f"{message} (status {error.status})",)
         return error
 
     def _transport_error(self, error: httpx.HTTPError) -> ModelError:
@@ -181,6 +203,10 @@ class HTTPTurnModel(OwnsHTTPClient):
         detail = self._mask(str(error)) or type(error).__name__
         if isinstance(error, httpx.ConnectError):
             return ServerError(f"could not connect: {detail}")
+        if isinstance(error, httpx.LocalProtocolError):
+            # Our request could not be written (a header h11 refuses): sending
+            # it again would fail the same way, so it is not retried.
+            return BadRequestError(f"the request could not be sent: {detail}")
         if isinstance(error, httpx.TransportError):
             return ServerError(f"the connection failed: {detail}")
         return BadRequestError(f"the request failed: {detail}")
@@ -226,7 +252,7 @@ class HTTPTurnModel(OwnsHTTPClient):
             await self._stream(chunks, deadline, output, attempt)
         finally:
             try:
-                await _close_chunks(chunks)
+                await close_chunks(chunks)
             finally:
                 await response.aclose()
 
@@ -249,9 +275,14 @@ class HTTPTurnModel(OwnsHTTPClient):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _read_all(self, chunks: AsyncIterator[bytes], deadline: float, phase: str) -> bytes:
+        # At most max_error_body bytes: the rest is left unread (the
+        # connection is closed), and the message made from what came.
         body = bytearray()
+        limit = self.max_error_body
         while (chunk := await self._next_chunk(chunks, deadline, phase)) is not None:
-            body += chunk
+            body += chunk[: limit - len(body)]
+            if len(body) >= limit:
+                break
             deadline, phase = trio.current_time() + self.idle_timeout, "idle"
         return bytes(body)
 
@@ -262,10 +293,19 @@ class HTTPTurnModel(OwnsHTTPClient):
         output: trio.abc.SendChannel[Part],
         attempt: _Attempt,
     ) -> None:
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(
+            max_line_length=self.max_line_length, max_event_length=self.max_event_length
+        )
         phase = "first_byte"
+        received = 0
         while (chunk := await self._next_chunk(chunks, deadline, phase)) is not None:
             deadline, phase = trio.current_time() + self.idle_timeout, "idle"
+            received += len(chunk)
+            if received > self.max_response_bytes:
+                raise ResponseTooLargeError(
+                    f"the answer is over max_response_bytes={self.max_response_bytes}",
+                    limit="max_response_bytes",
+                )
             for event in decoder.feed(chunk):
                 await self._deliver(event, output, attempt)
         for event in decoder.close():
@@ -285,16 +325,3 @@ class HTTPTurnModel(OwnsHTTPClient):
                 await output.send(text_part(text, role="model"))
                 attempt.delivered += 1
         attempt.finished = attempt.finished or finished
-
-
-async def _close_chunks(chunks: AsyncIterator[bytes]) -> None:
-    # Resume the body's generators inside a cancelled scope: the innermost
-    # one is at a socket read, which raises Cancelled, and each generator
-    # exits through it, closing the connection (see the module docstring).
-    with trio.CancelScope() as scope:
-        scope.cancel()
-        try:
-            async for _ in chunks:
-                pass
-        except httpx.HTTPError:
-            pass

@@ -24,7 +24,8 @@ import attrs
 import httpx
 
 from .._errors import BadRequestError, MalformedStreamError
-from .._httpstatus import error_from_payload, load_json
+from .._httpclient import check_api_key
+from .._httpstatus import error_from_payload, json_field, json_item, load_json
 from .._parts import Part
 from ._content import Blob, group_messages
 from ._http import HTTPTurnModel
@@ -81,7 +82,7 @@ class OpenAIChatModel(HTTPTurnModel):
 
     model: str
     base_url: str = attrs.field(default=OPENAI_BASE_URL, converter=_base_url)
-    api_key: str | None = attrs.field(factory=_env_key, repr=False)
+    api_key: str | None = attrs.field(factory=_env_key, repr=False, validator=check_api_key)
     system_instruction: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_options)
     audio_input: bool = False
@@ -141,17 +142,22 @@ class OpenAIChatModel(HTTPTurnModel):
             return (), True
         payload = load_json(event.data)
         if not isinstance(payload, dict):
-            raise MalformedStreamError(f"expected a JSON object, got {event.data[:200]!r}")
+            raise MalformedStreamError(f"expected a JSON object, got {event.data!r}")
         if event.event == "error" or "error" in payload:
             raise error_from_payload(payload.get("error", payload))
+        # Every field is checked for its JSON type: a wrong one is a
+        # MalformedStreamError, never a TypeError from deep in here.
         texts: list[str] = []
         finished = False
-        for choice in payload.get("choices") or ():
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        for number, item in enumerate(json_field(payload, "choices", list, "event") or ()):
+            where = f"event.choices[{number}]"
+            choice = json_item(item, dict, where)
+            index = json_field(choice, "index", int, where)
+            if index not in (None, 0):
                 continue
-            delta = choice.get("delta") or {}
-            text = delta.get("content") if isinstance(delta, dict) else None
-            if isinstance(text, str):
+            delta = json_field(choice, "delta", dict, where) or {}
+            text = json_field(delta, "content", str, f"{where}.delta")
+            if text is not None:
                 texts.append(text)
-            finished = finished or bool(choice.get("finish_reason"))
+            finished = finished or bool(json_field(choice, "finish_reason", str, where))
         return texts, finished

@@ -23,28 +23,38 @@ import httpx
 import trio
 
 from .._checks import positive
-from .._errors import MalformedStreamError, ModelError, ModelTimeoutError, ServerError
-from .._httpclient import OwnsHTTPClient
-from .._httpstatus import error_for_status, parse_retry_after
+from .._errors import (
+    MalformedStreamError,
+    ModelError,
+    ModelTimeoutError,
+    ResponseTooLargeError,
+    ServerError,
+)
+from .._httpclient import OwnsHTTPClient, check_api_key, close_chunks, mask_secret
+from .._httpstatus import error_for_status, parse_retry_after, shorten
 from .._wav import wav_from_pcm
 from ._stt_backends import check_pcm16
 
-_MASK: Final = "***"
-_MAX_MESSAGE: Final = 300
+_MAX_MESSAGE: Final = 300  # cut after masking, in _mask_error
 
 
-def _message(response: httpx.Response) -> str:
+def _size(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if not (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        raise ValueError(f"{attribute.name} must be an int > 0, got {value!r}")
+
+
+def _message(response: httpx.Response, body: bytes) -> str:
     fallback = f"the server answered {response.status_code} {response.reason_phrase}".strip()
     try:
-        payload = response.json()
-    except ValueError:
-        return response.text.strip()[:_MAX_MESSAGE] or fallback
+        payload = json.loads(body)
+    except (ValueError, RecursionError):
+        return body.decode("utf-8", errors="replace").strip() or fallback
     if isinstance(payload, dict):
         error = payload.get("error", payload.get("detail"))
         if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:_MAX_MESSAGE]
+            return str(error["message"])
         if isinstance(error, str) and error:
-            return error[:_MAX_MESSAGE]
+            return error
     return fallback
 
 
@@ -59,21 +69,28 @@ class HttpRecognizer(OwnsHTTPClient):
         base_url: the API root, e.g. ``http://127.0.0.1:8000/v1``; requests
             go to ``{base_url}/audio/transcriptions``.
         model: the model name the server expects (``whisper-1``...).
-        api_key: sent as a bearer token; never shown.
+        api_key: sent as a bearer token; never shown. Printable ASCII
+            without spaces, or `ValueError` (as the HTTP models).
         language: an ISO-639-1 hint such as ``"en"``, or None.
         prompt: text that guides the spelling of names and terms, or None.
         connect_timeout: seconds to wait for a connection.
         response_timeout: seconds to wait for the whole answer.
+        max_response_bytes: the most bytes read of an answer; over it, a
+            200 raises `ResponseTooLargeError` and an error status its own
+            error, made from what was read.
         transport: an httpx transport (tests use `httpx.MockTransport`).
     """
 
     base_url: str
     model: str = attrs.field(default="whisper-1", kw_only=True)
-    api_key: str | None = attrs.field(default=None, kw_only=True, repr=False)
+    api_key: str | None = attrs.field(
+        default=None, kw_only=True, repr=False, validator=check_api_key
+    )
     language: str | None = attrs.field(default=None, kw_only=True)
     prompt: str | None = attrs.field(default=None, kw_only=True)
     connect_timeout: float = attrs.field(default=5.0, kw_only=True, validator=positive)
     response_timeout: float = attrs.field(default=30.0, kw_only=True, validator=positive)
+    max_response_bytes: int = attrs.field(default=1024 * 1024, kw_only=True, validator=_size)
     transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, kw_only=True, repr=False)
     _client: httpx.AsyncClient | None = attrs.field(init=False, default=None, repr=False)
 
@@ -100,34 +117,62 @@ class HttpRecognizer(OwnsHTTPClient):
         headers = {"authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         files = {"file": ("speech.wav", wav_from_pcm(pcm16, rate), "audio/wav")}
         client = self._open_client()
+        request = client.build_request("POST", self.url, data=data, files=files, headers=headers)
         try:
-            response: httpx.Response | None = None
+            answer: tuple[httpx.Response, bytes, bool] | None = None
             with trio.move_on_after(self.response_timeout):
-                response = await client.post(self.url, data=data, files=files, headers=headers)
-            if response is None:
+                answer = await self._send(client, request)
+            if answer is None:
                 raise ModelTimeoutError(
                     f"no answer within {self.response_timeout} s", phase="first_byte"
                 )
         except httpx.HTTPError as error:
             raise self._mask_error(self._transport_error(error)) from error
+        response, content, over = answer
         if response.status_code != 200:
             failure = error_for_status(
                 response.status_code,
-                _message(response),
+                _message(response, content),
                 retry_after=parse_retry_after(response.headers),
             )
             raise self._mask_error(failure)
+        if over:
+            raise ResponseTooLargeError(
+                f"the answer is over max_response_bytes={self.max_response_bytes}",
+                limit="max_response_bytes",
+            )
         try:
-            payload = json.loads(response.content)
-        except ValueError:
+            payload = json.loads(content)
+        except (ValueError, RecursionError):
             payload = None
         text = payload.get("text") if isinstance(payload, dict) else None
         if not isinstance(text, str):
-            body = response.text[:_MAX_MESSAGE]
+            body = content.decode("utf-8", errors="replace")
             raise self._mask_error(
                 MalformedStreamError(f'expected JSON with a "text" string, got {body!r}')
             )
         return text.strip()
+
+    async def _send(
+        self, client: httpx.AsyncClient, request: httpx.Request
+    ) -> tuple[httpx.Response, bytes, bool]:
+        # The answer, at most max_response_bytes of its body, and whether
+        # there was more (left unread: the connection is closed).
+        limit = self.max_response_bytes
+        response = await client.send(request, stream=True)
+        chunks = response.aiter_bytes()
+        body = bytearray()
+        try:
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > limit:
+                    return response, bytes(body[:limit]), True
+        finally:
+            try:
+                await close_chunks(chunks)
+            finally:
+                await response.aclose()
+        return response, bytes(body), False
 
     def _transport_error(self, error: httpx.HTTPError) -> ModelError:
         if isinstance(error, httpx.ConnectTimeout | httpx.PoolTimeout):
@@ -142,8 +187,8 @@ class HttpRecognizer(OwnsHTTPClient):
         return ServerError(f"the request to {self.url} failed: {detail}")
 
     def _mask_error(self, error: ModelError) -> ModelError:
-        key = self.api_key
-        if key and key in str(error):
-            error.message = error.message.replace(key, _MASK)
-            error.args = (str(error).replace(key, _MASK),)
+        # Mask first, then cut: a cut never halves an echoed key.
+        message = shorten(mask_secret(error.message, self.api_key), _MAX_MESSAGE)
+        error.message = message
+        error.args = (message if error.status is None else f"{message} (status {error.status})",)
         return error
