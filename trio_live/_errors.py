@@ -140,6 +140,7 @@ for _error in (
     RateLimitedError,
     ServerError,
     MalformedStreamError,
+    ResponseTooLargeError,
     ModelTimeoutError,
 ):
     _error.__module__ = "trio_live"
