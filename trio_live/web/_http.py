@@ -147,7 +147,17 @@ def response(status: int, body: bytes, *, content_type: str, head: bool = False)
     return data if head else data + body
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    426: "Upgrade Required",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
+}
 
 
 def file_response(files: Mapping[str, tuple[str, bytes]], request: RequestHead) -> bytes:

@@ -27,11 +27,19 @@ import trio
 import trio_websocket
 
 from .._checks import non_negative, positive
+from .._groups import raise_single
 from ._bridge import Bridge, BridgeConfig, PipelineFactory, ServerCounters
 from ._http import BadRequest, PrefixedStream, RequestHead, file_response, read_head, response
 from ._http import static_files as _load_static
 from ._protocol import SUBPROTOCOL, Limits
 
+# A client going away, at any point: it ends its own connection, nothing else.
+_GONE: Final = (
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio_websocket.ConnectionClosed,
+    trio_websocket.HandshakeError,
+)
 STATIC_DIR: Final = Path(__file__).with_name("static")
 WEBSOCKET_PATH: Final = "/ws"
 _MAX_HEAD_BYTES: Final = 16 * 1024
@@ -156,52 +164,89 @@ class WebServer:
             await trio.serve_listeners(self._connection, listeners, handler_nursery=nursery)
 
     async def _connection(self, stream: trio.SocketStream) -> None:
+        # Everything before the session (the request head, a refusal, the
+        # websocket handshake) has `handshake_timeout` seconds in all.
+        deadline = trio.current_time() + self.config.handshake_timeout
         try:
             head = None
-            with trio.move_on_after(self.config.handshake_timeout):
+            with trio.move_on_at(deadline):
                 head = await read_head(stream, max_bytes=_MAX_HEAD_BYTES)
             if head is None:
                 return
             if not head.is_websocket:
-                await stream.send_all(file_response(self._files, head))
+                with trio.move_on_at(deadline):
+                    await _send_quietly(stream, file_response(self._files, head))
                 return
-            await self._serve_websocket(stream, head)
+            refusal = self._refusal(head)
+            if refusal is not None:
+                # Refused before trio-websocket sees the connection: a client
+                # that never reads the answer only fails this send.
+                self._counters.refused += 1
+                status, text = refusal
+                answer = response(status, f"{text}\n".encode(), content_type="text/plain")
+                with trio.move_on_at(deadline):
+                    await _send_quietly(stream, answer)
+                return
+            # Counted at once (no checkpoint since the capacity check).
+            self._counters.active += 1
+            try:
+                await self._serve_websocket(stream, head, deadline)
+            finally:
+                self._counters.active -= 1
         except BadRequest as error:
             body = f"bad request: {error}\n".encode()
-            await _send_quietly(stream, response(400, body, content_type="text/plain"))
-        except (
-            trio.BrokenResourceError,
-            trio.ClosedResourceError,
-            trio_websocket.ConnectionClosed,
-            trio_websocket.HandshakeError,
-        ):
+            with trio.move_on_at(deadline):
+                await _send_quietly(stream, response(400, body, content_type="text/plain"))
+        except _GONE:
             pass
         finally:
             await stream.aclose()
 
-    async def _serve_websocket(self, stream: trio.SocketStream, head: RequestHead) -> None:
+    async def _serve_websocket(
+        self, stream: trio.SocketStream, head: RequestHead, deadline: float
+    ) -> None:
         # trio-websocket's reader task must outlive a server shutdown long
         # enough to finish the closing handshake, so the transport runs in a
         # shielded scope; the session runs in `session`, which a watcher
         # cancels when the server is cancelled. Every wait inside the shield
-        # is bounded: the close by `close_grace`, the reader by the stream
-        # being closed at the end.
+        # is bounded: the handshake by `deadline`, the close by `close_grace`,
+        # the reader by the stream being closed at the end. A client that
+        # goes away at any point ends only its own connection.
         session = trio.CancelScope()
         async with trio.open_nursery() as watch:
             watch.start_soon(_cancel_when_cancelled, session)
             with trio.CancelScope(shield=True):
-                async with trio.open_nursery() as transport:
-                    try:
-                        with session:
-                            request = await trio_websocket.wrap_server_stream(
-                                transport,
-                                PrefixedStream(head.raw, stream),
-                                max_message_size=self.config.limits.max_message_bytes,
-                            )
-                            await self._websocket(request, head)
-                    finally:
-                        await stream.aclose()
+                try:
+                    async with trio.open_nursery() as transport:
+                        try:
+                            with session:
+                                ws = None
+                                with trio.move_on_at(deadline):
+                                    ws = await self._handshake(transport, stream, head)
+                                if ws is not None:
+                                    await self._websocket(ws)
+                        finally:
+                            await stream.aclose()
+                except BaseExceptionGroup as group:
+                    _, rest = group.split(_GONE)
+                    if rest is not None:
+                        raise_single(rest)
             watch.cancel_scope.cancel()
+
+    async def _handshake(
+        self, nursery: trio.Nursery, stream: trio.SocketStream, head: RequestHead
+    ) -> trio_websocket.WebSocketConnection | None:
+        """The accepted websocket, or None if the client went away first."""
+        try:
+            request = await trio_websocket.wrap_server_stream(
+                nursery,
+                PrefixedStream(head.raw, stream),
+                max_message_size=self.config.limits.max_message_bytes,
+            )
+            chosen = SUBPROTOCOL if SUBPROTOCOL in request.proposed_subprotocols else None
+            return await request.accept(subprotocol=chosen)
+        except trio_websocket.ConnectionClosed:
+            return None
 
     def _refusal(self, head: RequestHead) -> tuple[int, str] | None:
         url = urlsplit(head.target)
@@ -229,40 +274,28 @@ class WebServer:
         # The page's own origin: same host and port as the request.
         return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
 
-    async def _websocket(self, request: trio_websocket.WebSocketRequest, head: RequestHead) -> None:
+    async def _websocket(self, ws: trio_websocket.WebSocketConnection) -> None:
         counters = self._counters
-        refusal = self._refusal(head)
-        if refusal is not None:
-            counters.refused += 1
-            status, text = refusal
-            await request.reject(status, body=f"{text}\n".encode())
-            return
-        counters.active += 1
+        counters.total += 1
+        bridge = Bridge(
+            ws=ws,
+            name=str(counters.total),
+            config=self._bridge_config,
+            counters=counters,
+            pipeline=self.pipeline,
+        )
+        code: int = 1001
+        reason: str | None = "server shutting down"
         try:
-            proposed = request.proposed_subprotocols
-            ws = await request.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in proposed else None)
-            counters.total += 1
-            bridge = Bridge(
-                ws=ws,
-                name=str(counters.total),
-                config=self._bridge_config,
-                counters=counters,
-                pipeline=self.pipeline,
-            )
-            code: int = 1001
-            reason: str | None = "server shutting down"
-            try:
-                code, reason = await bridge.run()
-            except Exception:
-                # One broken session must not take the server down.
-                logger.exception("session %s failed", bridge.name)
-                code, reason = 1011, "internal error"
-            finally:
-                with trio.move_on_after(self.config.close_grace) as scope:
-                    scope.shield = True
-                    await ws.aclose(code, reason)
+            code, reason = await bridge.run()
+        except Exception:
+            # One broken session must not take the server down.
+            logger.exception("session %s failed", bridge.name)
+            code, reason = 1011, "internal error"
         finally:
-            counters.active -= 1
+            with trio.move_on_after(self.config.close_grace) as scope:
+                scope.shield = True
+                await ws.aclose(code, reason)
 
 
 async def _cancel_when_cancelled(scope: trio.CancelScope) -> None:
