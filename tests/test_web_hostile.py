@@ -143,3 +143,32 @@ async def test_reset_during_or_after_the_handshake_does_not_crash_the_server() -
                 reset(sock)
             await still_serves(port)
             await back_to(server, baseline)
+
+
+async def answer(sock: trio.socket.SocketType) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while chunk := await sock.recv(4096):
+        data += chunk
+    sock.close()
+    return data
+
+
+async def test_malformed_upgrades_are_answered_and_leave_nothing_behind() -> None:
+    malformed = [
+        ({"drop": "Sec-WebSocket-Key"}, b"400"),
+        ({"drop": "Sec-WebSocket-Version"}, b"400"),
+        ({"drop": "Connection"}, b"400"),
+        ({"drop": "Sec-WebSocket-Version", "extra": "Sec-WebSocket-Version: 8\r\n"}, b"426"),
+    ]
+    with trio.fail_after(TIMEOUT):
+        async with running() as (server, port):
+            baseline = await idle_tasks(server)
+            for i in range(200 * SCALE):  # no token needed for any of this
+                options, status = malformed[i % len(malformed)]
+                sock = await raw(port)
+                await sock.send(upgrade(port, **options))
+                assert (await answer(sock)).startswith(b"HTTP/1.1 " + status)
+            await back_to(server, baseline)
+            await still_serves(port)
+            assert server.statistics().refused == 200 * SCALE

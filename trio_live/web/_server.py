@@ -29,7 +29,15 @@ import trio_websocket
 from .._checks import non_negative, positive
 from .._groups import raise_single
 from ._bridge import Bridge, BridgeConfig, PipelineFactory, ServerCounters
-from ._http import BadRequest, PrefixedStream, RequestHead, file_response, read_head, response
+from ._http import (
+    BadRequest,
+    PrefixedStream,
+    RequestHead,
+    file_response,
+    read_head,
+    response,
+    upgrade_refusal,
+)
 from ._http import static_files as _load_static
 from ._protocol import SUBPROTOCOL, Limits
 
@@ -177,13 +185,17 @@ class WebServer:
                 with trio.move_on_at(deadline):
                     await _send_quietly(stream, file_response(self._files, head))
                 return
-            refusal = self._refusal(head)
+            refusal = upgrade_refusal(head) or self._refusal(head)
             if refusal is not None:
                 # Refused before trio-websocket sees the connection: a client
-                # that never reads the answer only fails this send.
+                # that never reads the answer only fails this send, and a
+                # malformed upgrade never waits for a handshake.
                 self._counters.refused += 1
                 status, text = refusal
-                answer = response(status, f"{text}\n".encode(), content_type="text/plain")
+                extra = [("sec-websocket-version", "13")] if status == 426 else []
+                answer = response(
+                    status, f"{text}\n".encode(), content_type="text/plain", headers=extra
+                )
                 with trio.move_on_at(deadline):
                     await _send_quietly(stream, answer)
                 return
