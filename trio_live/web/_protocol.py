@@ -98,6 +98,12 @@ class MessageTooLarge(WireError):
     code = "too_large"
 
 
+class OverBudget(WireError):
+    """Input beyond the client's budgets (`Budgets`): the server closes with 1008."""
+
+    code = "over_budget"
+
+
 def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not isinstance(value, int) or value <= 0:
         raise ValueError(f"{attribute.name} must be a positive int, got {value!r}")

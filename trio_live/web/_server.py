@@ -29,6 +29,7 @@ import trio_websocket
 from .._checks import non_negative, positive
 from .._groups import raise_single
 from ._bridge import Bridge, BridgeConfig, PipelineFactory, ServerCounters
+from ._budget import Budgets
 from ._http import (
     BadRequest,
     PrefixedStream,
@@ -69,6 +70,8 @@ class ServerConfig:
             ``?token=<token>`` in the websocket URL.
         max_sessions: the most concurrent sessions; more are refused (503).
         limits: the message limits (`Limits`).
+        budgets: how much input one client may send over time (`Budgets`);
+            a client over them gets an ``over_budget`` error and 1008.
         audio_in_frames: input audio frames queued before the oldest is dropped.
         audio_out_chunks: TTS chunks queued before the oldest is dropped.
         control_queue: control messages queued each way: the server's events
@@ -88,6 +91,7 @@ class ServerConfig:
     token: str | None = attrs.field(default=None, repr=False)
     max_sessions: int = attrs.field(default=16, validator=positive)
     limits: Limits = attrs.field(factory=Limits)
+    budgets: Budgets = attrs.field(factory=Budgets)
     audio_in_frames: int = attrs.field(default=250, validator=positive)
     audio_out_chunks: int = attrs.field(default=200, validator=positive)
     control_queue: int = attrs.field(default=64, validator=positive)
@@ -141,6 +145,8 @@ class WebServer:
             audio_out_chunks=config.audio_out_chunks,
             control_queue=config.control_queue,
             echo_tail=config.echo_tail,
+            budgets=config.budgets,
+            close_grace=config.close_grace,
         )
 
     def statistics(self) -> ServerStatistics:
