@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import logging
 from pathlib import Path
 from typing import Final
@@ -66,6 +67,10 @@ class ServerConfig:
         port: the TCP port (0 picks a free one).
         allowed_origins: browser origins allowed besides the page's own
             (``"*"`` allows any); clients that send no Origin are allowed.
+        allowed_hosts: host names a request's ``Host`` may carry besides
+            ``localhost``, IP addresses and ``host`` (``"*"`` allows any).
+            Other names are refused (403), on the page and on ``/ws``: a
+            DNS-rebinding page cannot reach the server under its own name.
         token: if set, clients must send ``Authorization: Bearer <token>`` or
             ``?token=<token>`` in the websocket URL.
         max_sessions: the most concurrent sessions; more are refused (503).
@@ -88,6 +93,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    allowed_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     token: str | None = attrs.field(default=None, repr=False)
     max_sessions: int = attrs.field(default=16, validator=positive)
     limits: Limits = attrs.field(factory=Limits)
@@ -187,6 +193,12 @@ class WebServer:
                 head = await read_head(stream, max_bytes=_MAX_HEAD_BYTES)
             if head is None:
                 return
+            if not self._host_allowed(head.headers.get("host", "")):
+                self._counters.refused += 1
+                answer = response(403, b"host not allowed\n", content_type="text/plain")
+                with trio.move_on_at(deadline):
+                    await _send_quietly(stream, answer)
+                return
             if not head.is_websocket:
                 with trio.move_on_at(deadline):
                     await _send_quietly(stream, file_response(self._files, head))
@@ -285,12 +297,31 @@ class WebServer:
             return 503, "too many sessions"
         return None
 
+    def _host_allowed(self, host: str) -> bool:
+        allowed = self.config.allowed_hosts
+        if "*" in allowed:
+            return True
+        name = _host_name(host)
+        if not name:
+            return False
+        names = {"localhost", self.config.host.lower(), *(n.lower() for n in allowed)}
+        if name in names or name.endswith(".localhost"):
+            return True
+        # An address cannot be rebound: only names can.
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
     def _origin_allowed(self, origin: str, host: str) -> bool:
         allowed = self.config.allowed_origins
         if "*" in allowed or origin in allowed:
             return True
-        # The page's own origin: same host and port as the request.
-        return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
+        # The page's own origin: a web page, with the same host and port as the request.
+        url = urlsplit(origin)
+        same = url.netloc.lower() == host.lower()
+        return bool(host) and url.scheme in ("http", "https") and same
 
     async def _websocket(self, ws: trio_websocket.WebSocketConnection) -> None:
         counters = self._counters
@@ -314,6 +345,16 @@ class WebServer:
             with trio.move_on_after(self.config.close_grace) as scope:
                 scope.shield = True
                 await ws.aclose(code, reason)
+
+
+def _host_name(host: str) -> str:
+    """The name or address of a ``Host`` header, without the port or brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[1:end] if end > 0 else ""
+    name, _, port = host.partition(":")
+    return name if port.isdigit() or not port else ""
 
 
 async def _cancel_when_cancelled(scope: trio.CancelScope) -> None:
