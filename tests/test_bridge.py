@@ -209,6 +209,8 @@ def test_visible_state() -> None:
         (json.dumps({"type": "dance"}), "unknown_type"),
         (json.dumps({"type": "text"}), "bad_message"),
         (json.dumps({"type": "config", "version": 9}), "unsupported_version"),
+        ("[" * 100_000, "bad_json"),  # nested too deeply for the parser
+        ('{"type": "text", "text": "\\ud800"}', "bad_message"),  # a lone surrogate
         (b"\x00\x01\x02", "bad_audio"),
         (b"\x00" * 40000, "bad_audio"),
     ],
@@ -227,6 +229,16 @@ async def test_malformed_input_gets_an_error_and_the_session_goes_on(
         await client.send(type="text", text="still there?")
         assert (await client.until("text"))["text"] == "fine"
         assert client.counters.protocol_errors == 1
+
+
+async def test_a_lone_surrogate_in_the_answer_is_escaped(autojump_clock: trio.abc.Clock) -> None:
+    async with bridged(sessions(ScriptedModel(["\udc00 oops", "fine"]))) as client:
+        await client.receive()
+        await client.send(type="text", text="hi")
+        assert (await client.until("text"))["text"] == "\udc00 oops"
+        await client.until("turn_complete")
+        await client.send(type="text", text="again")
+        assert (await client.until("text"))["text"] == "fine"
 
 
 async def test_config_only_first(autojump_clock: trio.abc.Clock) -> None:
