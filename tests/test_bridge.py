@@ -671,3 +671,29 @@ async def test_the_open_exchange_is_bounded(autojump_clock: trio.abc.Clock) -> N
             assert await flood(client, [part] * 5) == 5
             await client.send(type="end_of_turn")
         assert "send end_of_turn" in await closed_over_budget(client, [part] * 10)
+
+
+async def test_pipeline_failed_is_sent_although_malformed_messages_follow(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    def factory(config: Config) -> Pipeline:
+        return Pipeline(session=LiveSession(ScriptedModel()), before=[Fails()])
+
+    async with bridged(factory) as client:
+        await client.receive()
+        codes: list[str] = []
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(flood, client, [json.dumps({"type": "text", "text": "hi"})])
+                nursery.start_soon(flood, client, ["{"] * 200)
+                with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                    await codes_until_closed(client, codes)
+        assert "pipeline_failed" in codes
+        assert info.value.reason is not None
+        assert (info.value.reason.code, info.value.reason.reason) == (1011, "pipeline failed")
+
+
+async def codes_until_closed(client: Connection, codes: list[str]) -> None:
+    while True:
+        event = await client.receive()
+        codes.append(event.get("code", ""))
