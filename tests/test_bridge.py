@@ -697,3 +697,26 @@ async def codes_until_closed(client: Connection, codes: list[str]) -> None:
     while True:
         event = await client.receive()
         codes.append(event.get("code", ""))
+
+
+# --- idle clients ------------------------------------------------------------------
+
+
+async def test_a_silent_client_is_closed_with_4000(autojump_clock: trio.abc.Clock) -> None:
+    async with bridged(sessions(ScriptedModel()), idle_timeout=30) as client:
+        await client.receive()
+        start = trio.current_time()
+        with trio.fail_after(100):
+            reason = await client.closed()
+        assert (reason.code, reason.reason) == (4000, "idle timeout")
+        assert trio.current_time() - start == pytest.approx(30)
+
+
+async def test_any_message_keeps_a_client_alive(autojump_clock: trio.abc.Clock) -> None:
+    playback = json.dumps({"type": "playback", "turn": 1, "chars": 0})
+    async with bridged(sessions(ScriptedModel(["still here"])), idle_timeout=30) as client:
+        await client.receive()
+        assert await flood(client, [playback] * 10, pace=20) == 10
+        assert not client.ended.is_set()
+        await client.send(type="text", text="hi")
+        assert (await client.until("text"))["text"] == "still here"

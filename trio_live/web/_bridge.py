@@ -111,6 +111,8 @@ class BridgeConfig:
         budgets: how much input the client may send over time (`Budgets`).
         close_grace: seconds the last events (such as the error saying why
             the server closes) have to reach the client.
+        idle_timeout: seconds without any client message before the server
+            closes the connection with 4000 (``math.inf``: never).
     """
 
     limits: Limits = attrs.field(factory=Limits)
@@ -120,6 +122,7 @@ class BridgeConfig:
     echo_tail: float = attrs.field(default=0.5, validator=non_negative)
     budgets: Budgets = attrs.field(factory=Budgets)
     close_grace: float = attrs.field(default=2.0, validator=positive)
+    idle_timeout: float = attrs.field(default=300.0, validator=positive)
 
 
 @attrs.define(eq=False)
@@ -263,9 +266,15 @@ class Bridge:
     async def _read(self) -> None:
         limits = self.config.limits
         while True:
+            message: str | bytes | None = None
             try:
-                message = await self.ws.get_message()
+                with trio.move_on_after(self.config.idle_timeout):
+                    message = await self.ws.get_message()
             except trio_websocket.ConnectionClosed:
+                return
+            if message is None:
+                # Silent for too long: the slot goes to someone else.
+                self._end(4000, "idle timeout")
                 return
             try:
                 decoded = decode_client_message(message, limits)

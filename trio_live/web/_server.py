@@ -86,7 +86,10 @@ class ServerConfig:
             play before the echo guard turns off by itself (when the client
             does not report the end of playback).
         close_grace: seconds allowed for the closing handshake.
-        handshake_timeout: seconds a client has to send its request head.
+        handshake_timeout: seconds a client has for the request head and
+            the websocket handshake.
+        idle_timeout: seconds without any client message before the server
+            closes the connection with 4000 (``math.inf``: never).
         static_dir: the page's files (None: serve no page).
     """
 
@@ -104,6 +107,7 @@ class ServerConfig:
     echo_tail: float = attrs.field(default=0.5, validator=non_negative)
     close_grace: float = attrs.field(default=2.0, validator=positive)
     handshake_timeout: float = attrs.field(default=10.0, validator=positive)
+    idle_timeout: float = attrs.field(default=300.0, validator=positive)
     static_dir: Path | None = STATIC_DIR
 
 
@@ -153,6 +157,7 @@ class WebServer:
             echo_tail=config.echo_tail,
             budgets=config.budgets,
             close_grace=config.close_grace,
+            idle_timeout=config.idle_timeout,
         )
 
     def statistics(self) -> ServerStatistics:
