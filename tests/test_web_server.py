@@ -278,6 +278,18 @@ async def test_token() -> None:
             assert await rejected(port, headers=[(b"Authorization", b"Bearer nope")]) == 401
             await accepted(port, "?token=s3cret")
             await accepted(port, headers=[(b"Authorization", b"Bearer s3cret")])
+            # Either carries it: a wrong header does not hide the right query.
+            await accepted(port, "?token=s3cret", headers=[(b"Authorization", b"Bearer nope")])
+            await accepted(port, "?token=s3cret", headers=[(b"Authorization", b"Basic eA==")])
+
+
+async def test_bare_lf_request_head_is_answered_at_once() -> None:
+    with trio.fail_after(10):
+        async with running(sessions(ScriptedModel()), handshake_timeout=5) as (_, port):
+            start = trio.current_time()
+            page = await get(port, b"GET /nothing HTTP/1.1\nHost: 127.0.0.1\n\n")
+            assert page.startswith(b"HTTP/1.1 404")
+            assert trio.current_time() - start < 2
 
 
 async def test_max_sessions_and_path() -> None:

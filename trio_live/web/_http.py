@@ -46,7 +46,9 @@ async def read_head(stream: trio.abc.ReceiveStream, *, max_bytes: int) -> Reques
             peer closed the connection first.
     """
     raw = b""
-    while _HEAD_END not in raw:  # the head is small: no need to scan incrementally
+    # The head is small: no need to scan incrementally. Bare LF line endings
+    # (which h11 accepts) end it too, rather than waiting for a CRLF never sent.
+    while _HEAD_END not in raw and b"\n\n" not in raw:
         if len(raw) > max_bytes:
             raise BadRequest("request head too large")
         chunk = await stream.receive_some(4096)

@@ -292,11 +292,13 @@ class WebServer:
             return 403, "origin not allowed"
         token = self.config.token
         if token is not None:
-            given = head.headers.get("authorization", "")
-            given = given[7:] if given[:7].lower() == "bearer " else ""
-            if not given:
-                given = parse_qs(url.query).get("token", [""])[0]
-            if not hmac.compare_digest(given.encode(), token.encode()):
+            header = head.headers.get("authorization", "")
+            # Either carries it: a wrong header does not hide a right query.
+            given = [
+                header[7:] if header[:7].lower() == "bearer " else "",
+                *parse_qs(url.query).get("token", []),
+            ]
+            if not any(hmac.compare_digest(g.encode(), token.encode()) for g in given):
                 return 401, "a valid token is required"
         if self._counters.active >= self.config.max_sessions:
             return 503, "too many sessions"
