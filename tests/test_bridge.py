@@ -33,7 +33,7 @@ from trio_live import (
     turn_complete,
 )
 from trio_live.testing import ScriptedModel
-from trio_live.web import Config, Pipeline
+from trio_live.web import Budgets, Config, Pipeline
 from trio_live.web._bridge import Bridge, BridgeConfig, ServerCounters, VisibleState
 
 Event = dict[str, Any]
@@ -209,6 +209,8 @@ def test_visible_state() -> None:
         (json.dumps({"type": "dance"}), "unknown_type"),
         (json.dumps({"type": "text"}), "bad_message"),
         (json.dumps({"type": "config", "version": 9}), "unsupported_version"),
+        ("[" * 100_000, "bad_json"),  # nested too deeply for the parser
+        ('{"type": "text", "text": "\\ud800"}', "bad_message"),  # a lone surrogate
         (b"\x00\x01\x02", "bad_audio"),
         (b"\x00" * 40000, "bad_audio"),
     ],
@@ -227,6 +229,16 @@ async def test_malformed_input_gets_an_error_and_the_session_goes_on(
         await client.send(type="text", text="still there?")
         assert (await client.until("text"))["text"] == "fine"
         assert client.counters.protocol_errors == 1
+
+
+async def test_a_lone_surrogate_in_the_answer_is_escaped(autojump_clock: trio.abc.Clock) -> None:
+    async with bridged(sessions(ScriptedModel(["\udc00 oops", "fine"]))) as client:
+        await client.receive()
+        await client.send(type="text", text="hi")
+        assert (await client.until("text"))["text"] == "\udc00 oops"
+        await client.until("turn_complete")
+        await client.send(type="text", text="again")
+        assert (await client.until("text"))["text"] == "fine"
 
 
 async def test_config_only_first(autojump_clock: trio.abc.Clock) -> None:
@@ -575,3 +587,136 @@ async def test_pipeline_failure_says_why_then_closes_with_1011(
         reason = await client.closed()
         assert (reason.code, reason.reason) == (1011, "pipeline failed")
         assert client.closed_with == [(1011, "pipeline failed")]
+
+
+# --- input budgets ---------------------------------------------------------------
+
+
+SECOND = b"\x00\x00" * 16000  # one second of 16 kHz PCM16: the largest frame
+
+
+async def flood(client: Connection, messages: list[str | bytes], *, pace: float = 0) -> int:
+    """Send ``messages`` (``pace`` seconds apart) until the server closes; how many went."""
+    sent = 0
+    try:
+        for message in messages:
+            await client.ws.send_message(message)
+            sent += 1
+            await trio.sleep(pace)
+    except trio_websocket.ConnectionClosed:
+        pass
+    return sent
+
+
+async def closed_over_budget(client: Connection, messages: list[str | bytes]) -> str:
+    """Flood, and read until the close: the ``over_budget`` error's message."""
+    seen: list[Event] = []
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(flood, client, messages)
+            error = await client.until("error", seen)
+            reason = await client.closed()
+    assert error["code"] == "over_budget"
+    assert (reason.code, reason.reason) == (1008, "input budget exceeded")
+    assert client.closed_with == [(1008, "input budget exceeded")]
+    message: str = error["message"]
+    return message
+
+
+async def test_audio_faster_than_the_budget_closes_with_1008(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with bridged(sessions(ScriptedModel())) as client:
+        await client.receive()
+        start = trio.current_time()
+        message = await closed_over_budget(client, [SECOND] * 100)
+        assert "1.5 x real time" in message
+        assert trio.current_time() - start < 3  # the close grace at most
+
+
+async def test_audio_at_real_time_and_a_little_faster_goes_on(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async with bridged(sessions(ScriptedModel(["fine"]))) as client:
+        await client.receive()
+        assert await flood(client, [SECOND] * 30, pace=1.0) == 30
+        assert await flood(client, [SECOND] * 30, pace=0.8) == 30  # 1.25 x real time
+        await client.send(type="text", text="still there?")
+        assert (await client.until("text"))["text"] == "fine"
+
+
+async def test_typed_text_flood_closes_with_1008(autojump_clock: trio.abc.Clock) -> None:
+    part = json.dumps({"type": "text", "text": "x" * 8000, "end_of_turn": False})
+    async with bridged(sessions(ScriptedModel())) as client:
+        await client.receive()
+        assert "bytes of text a minute" in await closed_over_budget(client, [part] * 100)
+
+
+async def test_the_text_budget_slides(autojump_clock: trio.abc.Clock) -> None:
+    part = json.dumps({"type": "text", "text": "x" * 8000})
+    async with bridged(sessions(ScriptedModel(["ok"] * 20))) as client:
+        await client.receive()
+        # 8 x 8000 bytes a minute fit in 64 KiB, for several minutes.
+        assert await flood(client, [part] * 24, pace=60 / 8 + 0.01) == 24
+        await client.sync()
+
+
+async def test_the_open_exchange_is_bounded(autojump_clock: trio.abc.Clock) -> None:
+    part = json.dumps({"type": "text", "text": "more", "end_of_turn": False})
+    budgets = Budgets(open_parts=5)
+    async with bridged(sessions(ScriptedModel(["ok"] * 5)), budgets=budgets) as client:
+        await client.receive()
+        # A turn request empties the open exchange: five at a time go on.
+        for _ in range(3):
+            assert await flood(client, [part] * 5) == 5
+            await client.send(type="end_of_turn")
+        assert "send end_of_turn" in await closed_over_budget(client, [part] * 10)
+
+
+async def test_pipeline_failed_is_sent_although_malformed_messages_follow(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    def factory(config: Config) -> Pipeline:
+        return Pipeline(session=LiveSession(ScriptedModel()), before=[Fails()])
+
+    async with bridged(factory) as client:
+        await client.receive()
+        codes: list[str] = []
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(flood, client, [json.dumps({"type": "text", "text": "hi"})])
+                nursery.start_soon(flood, client, ["{"] * 200)
+                with pytest.raises(trio_websocket.ConnectionClosed) as info:
+                    await codes_until_closed(client, codes)
+        assert "pipeline_failed" in codes
+        assert info.value.reason is not None
+        assert (info.value.reason.code, info.value.reason.reason) == (1011, "pipeline failed")
+
+
+async def codes_until_closed(client: Connection, codes: list[str]) -> None:
+    while True:
+        event = await client.receive()
+        codes.append(event.get("code", ""))
+
+
+# --- idle clients ------------------------------------------------------------------
+
+
+async def test_a_silent_client_is_closed_with_4000(autojump_clock: trio.abc.Clock) -> None:
+    async with bridged(sessions(ScriptedModel()), idle_timeout=30) as client:
+        await client.receive()
+        start = trio.current_time()
+        with trio.fail_after(100):
+            reason = await client.closed()
+        assert (reason.code, reason.reason) == (4000, "idle timeout")
+        assert trio.current_time() - start == pytest.approx(30)
+
+
+async def test_any_message_keeps_a_client_alive(autojump_clock: trio.abc.Clock) -> None:
+    playback = json.dumps({"type": "playback", "turn": 1, "chars": 0})
+    async with bridged(sessions(ScriptedModel(["still here"])), idle_timeout=30) as client:
+        await client.receive()
+        assert await flood(client, [playback] * 10, pace=20) == 10
+        assert not client.ended.is_set()
+        await client.send(type="text", text="hi")
+        assert (await client.until("text"))["text"] == "still here"

@@ -289,3 +289,20 @@ def test_web_all_is_sorted_and_complete() -> None:
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
     assert set(names) == public - {"annotations"}
+
+
+def test_deep_nesting_and_lone_surrogates_are_typed_errors() -> None:
+    with pytest.raises(BadJson):
+        decode_client_message("[" * 100_000)
+    with pytest.raises(BadJson):
+        decode_client_message('{"a":' * 30_000 + "1" + "}" * 30_000)
+    with pytest.raises(MalformedMessage, match="surrogate"):
+        decode_client_message('{"type": "text", "text": "hi \\ud800"}')
+    # A pair is one character, not two halves.
+    assert decode_client_message('{"type": "text", "text": "\\ud83d\\ude00"}') == TextInput(
+        text="\U0001f600"
+    )
+    # What the server sends is always valid UTF-8 JSON, even for a model's lone surrogate.
+    (sent,) = output_events(text_part("\udc00!", role="model").with_metadata(turn=1))
+    sent.text.encode("utf-8")
+    assert json.loads(sent.text)["text"] == "\udc00!"

@@ -54,7 +54,10 @@ def sessions(model: Any, *, after: list[Any] | None = None) -> Callable[[Config]
 
 @asynccontextmanager
 async def connect(
-    port: int, query: str = "", headers: list[tuple[bytes, bytes]] | None = None
+    port: int,
+    query: str = "",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[trio_websocket.WebSocketConnection]:
     """A trio-websocket client whose socket is always closed at the end.
 
@@ -64,7 +67,7 @@ async def connect(
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream, trio.open_nursery() as nursery:
         ws = await trio_websocket.wrap_client_stream(
-            nursery, stream, f"127.0.0.1:{port}", f"/ws{query}", extra_headers=headers
+            nursery, stream, f"{host}:{port}", f"/ws{query}", extra_headers=headers
         )
         try:
             yield ws
@@ -187,11 +190,14 @@ async def test_message_size_limit_closes_with_1009() -> None:
 
 
 async def rejected(
-    port: int, path: str = "", headers: list[tuple[bytes, bytes]] | None = None
+    port: int,
+    path: str = "",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    host: str = "127.0.0.1",
 ) -> int:
     statuses: list[int] = []
     try:
-        async with connect(port, path, headers):
+        async with connect(port, path, headers, host):
             pass
     except* trio_websocket.ConnectionRejected as group:
         statuses.extend(
@@ -204,9 +210,12 @@ async def rejected(
 
 
 async def accepted(
-    port: int, path: str = "", headers: list[tuple[bytes, bytes]] | None = None
+    port: int,
+    path: str = "",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    host: str = "127.0.0.1",
 ) -> None:
-    async with connect(port, path, headers) as ws:
+    async with connect(port, path, headers, host) as ws:
         assert (await receive(ws))["type"] == "ready"
 
 
@@ -224,6 +233,41 @@ async def test_origin_check() -> None:
             await accepted(port, headers=[(b"Origin", b"http://evil.example")])
 
 
+async def get(port: int, request: bytes) -> bytes:
+    """A plain HTTP request's whole answer."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request)
+        data = b""
+        while chunk := await stream.receive_some():
+            data += chunk
+    return data
+
+
+async def test_dns_rebinding_is_refused() -> None:
+    factory = sessions(ScriptedModel())
+    with trio.fail_after(10):
+        async with running(factory) as (server, port):
+            # A page of evil.example whose name now points at 127.0.0.1.
+            evil = [(b"Origin", f"http://evil.example:{port}".encode())]
+            assert await rejected(port, headers=evil, host="evil.example") == 403
+            page = await get(port, f"GET / HTTP/1.1\r\nHost: evil.example:{port}\r\n\r\n".encode())
+            assert page.startswith(b"HTTP/1.1 403")
+            for name in ("localhost", "127.0.0.1", "[::1]"):
+                own = [(b"Origin", f"http://{name}:{port}".encode())]
+                await accepted(port, headers=own, host=name)
+                page = await get(port, f"GET / HTTP/1.1\r\nHost: {name}:{port}\r\n\r\n".encode())
+                assert page.startswith(b"HTTP/1.1 200")
+            # The origin's scheme counts: only web pages have the page's own origin.
+            odd = [(b"Origin", f"ftp://127.0.0.1:{port}".encode())]
+            assert await rejected(port, headers=odd) == 403
+            assert server.statistics().refused == 3
+        async with running(factory, allowed_hosts={"voice.example"}) as (_, port):
+            own = [(b"Origin", f"https://voice.example:{port}".encode())]
+            await accepted(port, headers=own, host="voice.example")
+            assert await rejected(port, host="evil.example") == 403
+
+
 async def test_token() -> None:
     config = ServerConfig(token="s3cret")
     assert "s3cret" not in repr(config)
@@ -234,6 +278,18 @@ async def test_token() -> None:
             assert await rejected(port, headers=[(b"Authorization", b"Bearer nope")]) == 401
             await accepted(port, "?token=s3cret")
             await accepted(port, headers=[(b"Authorization", b"Bearer s3cret")])
+            # Either carries it: a wrong header does not hide the right query.
+            await accepted(port, "?token=s3cret", headers=[(b"Authorization", b"Bearer nope")])
+            await accepted(port, "?token=s3cret", headers=[(b"Authorization", b"Basic eA==")])
+
+
+async def test_bare_lf_request_head_is_answered_at_once() -> None:
+    with trio.fail_after(10):
+        async with running(sessions(ScriptedModel()), handshake_timeout=5) as (_, port):
+            start = trio.current_time()
+            page = await get(port, b"GET /nothing HTTP/1.1\nHost: 127.0.0.1\n\n")
+            assert page.startswith(b"HTTP/1.1 404")
+            assert trio.current_time() - start < 2
 
 
 async def test_max_sessions_and_path() -> None:
@@ -263,20 +319,22 @@ async def test_page_is_served_over_http(tmp_path: Any) -> None:
                         data += chunk
                 return data
 
-            page = await get(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            page = await get(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert page.startswith(b"HTTP/1.1 200 OK\r\n")
             assert b"content-type: text/html; charset=utf-8" in page
             assert page.endswith(b"<!doctype html><title>t</title>")
-            script = await get(b"GET /app.js?v=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            script = await get(b"GET /app.js?v=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert b"javascript" in script
             assert script.endswith(b"console.log(1)")
-            head = await get(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await get(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200 OK")
             assert head.endswith(b"\r\n\r\n")
-            assert (await get(b"GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(
-                b"HTTP/1.1 404"
+            assert (
+                await get(b"GET /../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            ).startswith(b"HTTP/1.1 404")
+            assert (await get(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")).startswith(
+                b"HTTP/1.1 405"
             )
-            assert (await get(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")).startswith(b"HTTP/1.1 405")
             assert (await get(b"nonsense\r\n\r\n")).startswith(b"HTTP/1.1 400")
 
 

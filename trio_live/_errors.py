@@ -12,6 +12,7 @@
     │       ├── UnknownMessageType    a ``type`` the protocol lacks
     │       ├── UnsupportedVersion    a protocol version we do not speak
     │       ├── MessageTooLarge       over the advertised limits
+    │       ├── OverBudget            input faster than the budgets allow
     │       └── BadAudioFrame         (also an AudioFormatError)
     ├── ModelError                a turn model failed (status, server message)
     │   ├── AuthenticationError   401 / 403

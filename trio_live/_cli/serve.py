@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a browser origin allowed besides the page's own (repeatable; '*' allows any)",
     )
     parser.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name accepted besides localhost and IP addresses (repeatable; '*': any)",
+    )
+    parser.add_argument(
         "--token",
         help="require this bearer token (or ?token= in the URL); default: $TRIO_LIVE_TOKEN",
     )
@@ -56,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             host=args.host,
             port=args.port,
             allowed_origins=frozenset(args.allow_origin),
+            allowed_hosts=frozenset(args.allow_host),
             token=token,
             max_sessions=args.max_sessions,
         )

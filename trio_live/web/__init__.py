@@ -9,6 +9,7 @@ per websocket connection, on the same port. The wire protocol is in
 from __future__ import annotations
 
 from ._bridge import Pipeline, PipelineFactory
+from ._budget import Budgets
 from ._protocol import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
@@ -22,6 +23,7 @@ from ._protocol import (
     MalformedMessage,
     MessageTooLarge,
     Outgoing,
+    OverBudget,
     Playback,
     TextInput,
     UnknownMessageType,
@@ -37,6 +39,7 @@ __all__ = [
     "AudioFrame",
     "BadAudioFrame",
     "BadJson",
+    "Budgets",
     "Config",
     "EndOfTurn",
     "Interrupt",
@@ -44,6 +47,7 @@ __all__ = [
     "MalformedMessage",
     "MessageTooLarge",
     "Outgoing",
+    "OverBudget",
     "PROTOCOL_VERSION",
     "Pipeline",
     "PipelineFactory",

@@ -25,6 +25,7 @@ stages among ``before``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeAlias
 
@@ -46,10 +47,12 @@ from .._parts import (
 )
 from .._playback import PlaybackTracker
 from .._session import LiveSession
+from ._budget import Budgets, InputMeter
 from ._protocol import (
     Config,
     Limits,
     Outgoing,
+    OverBudget,
     Playback,
     WireError,
     decode_client_message,
@@ -105,6 +108,11 @@ class BridgeConfig:
         control_queue: control messages queued each way.
         echo_tail: seconds after the speech sent has had time to play before
             the echo guard turns off by itself.
+        budgets: how much input the client may send over time (`Budgets`).
+        close_grace: seconds the last events (such as the error saying why
+            the server closes) have to reach the client.
+        idle_timeout: seconds without any client message before the server
+            closes the connection with 4000 (``math.inf``: never).
     """
 
     limits: Limits = attrs.field(factory=Limits)
@@ -112,6 +120,9 @@ class BridgeConfig:
     audio_out_chunks: int = attrs.field(default=200, validator=positive)
     control_queue: int = attrs.field(default=64, validator=positive)
     echo_tail: float = attrs.field(default=0.5, validator=non_negative)
+    budgets: Budgets = attrs.field(factory=Budgets)
+    close_grace: float = attrs.field(default=2.0, validator=positive)
+    idle_timeout: float = attrs.field(default=300.0, validator=positive)
 
 
 @attrs.define(eq=False)
@@ -209,9 +220,11 @@ class Bridge:
     _visible: VisibleState = attrs.field(init=False, factory=VisibleState)
     _tts: bool = attrs.field(init=False, default=True)
     _close: tuple[int, str | None] = attrs.field(init=False, default=(1000, None))
+    _meter: InputMeter = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         config = self.config
+        self._meter = InputMeter(config.budgets)
         self.audio_in = DropOldQueue(
             max_audio=config.audio_in_frames, max_control=config.control_queue
         )
@@ -234,7 +247,12 @@ class Bridge:
                 self._nursery = nursery
                 nursery.start_soon(self._write)
                 await self._read()
-                nursery.cancel_scope.cancel()
+                if self.audio_out.closed:
+                    # Ending: the writer sends what is left, then cancels.
+                    grace = trio.current_time() + self.config.close_grace
+                    nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline, grace)
+                else:
+                    nursery.cancel_scope.cancel()
             return self._close
         finally:
             self.counters.dropped_audio_in += self.audio_in.dropped
@@ -248,21 +266,32 @@ class Bridge:
     async def _read(self) -> None:
         limits = self.config.limits
         while True:
+            message: str | bytes | None = None
             try:
-                message = await self.ws.get_message()
+                with trio.move_on_after(self.config.idle_timeout):
+                    message = await self.ws.get_message()
             except trio_websocket.ConnectionClosed:
+                return
+            if message is None:
+                # Silent for too long: the slot goes to someone else.
+                self._end(4000, "idle timeout")
                 return
             try:
                 decoded = decode_client_message(message, limits)
+                self._meter.take(decoded, trio.current_time())
+            except OverBudget as error:
+                self.counters.protocol_errors += 1
+                self._end(1008, "input budget exceeded", error_event(error))
+                return
             except WireError as error:
                 self.counters.protocol_errors += 1
-                await self.audio_out.put(error_event(error))
+                await self._emit(error_event(error))
                 continue
             if isinstance(decoded, Config):
                 if self._playback is not None:
                     self.counters.protocol_errors += 1
                     problem = "config is only accepted as the first message"
-                    await self.audio_out.put(error_event("bad_message", problem))
+                    await self._emit(error_event("bad_message", problem))
                 else:
                     self._start(decoded)
                 continue
@@ -281,8 +310,20 @@ class Bridge:
                 except trio.WouldBlock:
                     # Waiting for room would stop reading the socket, and with it
                     # noticing that the client went away: close instead.
-                    self._close = (1013, "too many control messages waiting")
+                    self._end(1013, "too many control messages waiting")
                     return
+
+    def _end(self, code: int, reason: str, last: Outgoing | None = None) -> None:
+        """End the connection: the writer sends what is queued and ``last``, then stops."""
+        if self.audio_out.closed:
+            return  # already ending: the first reason stands
+        self._close = (code, reason)
+        self.audio_out.close(last)
+
+    async def _emit(self, item: Outgoing) -> None:
+        """Queue a control event (dropped once the connection is ending)."""
+        with contextlib.suppress(trio.ClosedResourceError):
+            await self.audio_out.put(item)
 
     def _start(self, config: Config) -> None:
         self._tts = config.tts
@@ -306,9 +347,7 @@ class Bridge:
             except LiveError as error:
                 # The pipeline cannot go on: say why, then close the connection.
                 message = f"{type(error).__name__}: {error}"
-                await self.audio_out.put(error_event("pipeline_failed", message))
-                self._close = (1011, "pipeline failed")
-                self.audio_out.close()
+                self._end(1011, "pipeline failed", error_event("pipeline_failed", message))
 
     async def _feed(self, send_in: trio.MemorySendChannel[Part]) -> None:
         with send_in:
@@ -332,8 +371,8 @@ class Bridge:
                 counters["dropped_audio_out"] = self.audio_out.dropped
                 for item in output_events(part, counters=counters):
                     if not item.droppable:
-                        await self.audio_out.put(item)
-                    elif self._tts:
+                        await self._emit(item)
+                    elif self._tts and not self.audio_out.closed:
                         self.audio_out.put_audio(item)
                         self._playback.part_sent(part)
 
@@ -355,7 +394,7 @@ class Bridge:
 
     async def _show(self, state: str | None) -> None:
         if state is not None:
-            await self.audio_out.put(state_event(state))
+            await self._emit(state_event(state))
 
 
 @attrs.define(eq=False)

@@ -9,7 +9,7 @@ trio-websocket for the handshake.
 from __future__ import annotations
 
 import mimetypes
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -46,7 +46,9 @@ async def read_head(stream: trio.abc.ReceiveStream, *, max_bytes: int) -> Reques
             peer closed the connection first.
     """
     raw = b""
-    while _HEAD_END not in raw:  # the head is small: no need to scan incrementally
+    # The head is small: no need to scan incrementally. Bare LF line endings
+    # (which h11 accepts) end it too, rather than waiting for a CRLF never sent.
+    while _HEAD_END not in raw and b"\n\n" not in raw:
         if len(raw) > max_bytes:
             raise BadRequest("request head too large")
         chunk = await stream.receive_some(4096)
@@ -115,6 +117,32 @@ class PrefixedStream(trio.abc.Stream):
         return getattr(self._stream, "socket", None)
 
 
+def upgrade_refusal(head: RequestHead) -> tuple[int, str] | None:
+    """Why a websocket upgrade request is malformed (status, text), or None.
+
+    The checks of RFC 6455 section 4.2.1, made before the request reaches
+    the websocket library: a refused request is answered here, and never
+    becomes a connection that waits for a handshake that cannot happen.
+    A wrong version gets 426 (with ``Sec-WebSocket-Version: 13``).
+    """
+    headers = head.headers
+    if head.method != "GET":
+        return 400, "a websocket upgrade must be a GET"
+    tokens = {token.strip().lower() for token in headers.get("connection", "").split(",")}
+    if "upgrade" not in tokens:
+        return 400, "missing header 'Connection: Upgrade'"
+    if "sec-websocket-key" not in headers:
+        return 400, "missing header 'Sec-WebSocket-Key'"
+    version = headers.get("sec-websocket-version")
+    if version is None:
+        return 400, "missing header 'Sec-WebSocket-Version'"
+    if version.strip() != "13":
+        return 426, "only websocket version 13 is spoken"
+    if "host" not in headers:
+        return 400, "missing header 'Host'"
+    return None
+
+
 def static_files(directory: Path) -> dict[str, tuple[str, bytes]]:
     """URL path → (content type, body) for the files directly in ``directory``.
 
@@ -133,7 +161,14 @@ def static_files(directory: Path) -> dict[str, tuple[str, bytes]]:
     return files
 
 
-def response(status: int, body: bytes, *, content_type: str, head: bool = False) -> bytes:
+def response(
+    status: int,
+    body: bytes,
+    *,
+    content_type: str,
+    head: bool = False,
+    headers: Sequence[tuple[str, str]] = (),
+) -> bytes:
     """A complete HTTP/1.1 response that closes the connection."""
     lines = [
         f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}",
@@ -142,12 +177,23 @@ def response(status: int, body: bytes, *, content_type: str, head: bool = False)
         "cache-control: no-store",
         "x-content-type-options: nosniff",
         "connection: close",
+        *(f"{name}: {value}" for name, value in headers),
     ]
     data = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
     return data if head else data + body
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    426: "Upgrade Required",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
+}
 
 
 def file_response(files: Mapping[str, tuple[str, bytes]], request: RequestHead) -> bytes:

@@ -98,6 +98,12 @@ class MessageTooLarge(WireError):
     code = "too_large"
 
 
+class OverBudget(WireError):
+    """Input beyond the client's budgets (`Budgets`): the server closes with 1008."""
+
+    code = "over_budget"
+
+
 def _positive(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not isinstance(value, int) or value <= 0:
         raise ValueError(f"{attribute.name} must be a positive int, got {value!r}")
@@ -216,8 +222,9 @@ def decode_client_message(message: str | bytes, limits: Limits = Limits()) -> Cl
         raise MessageTooLarge(f"messages hold at most {limits.max_message_bytes} characters")
     try:
         obj = json.loads(message)
-    except ValueError:
-        raise BadJson("the text message is not valid JSON") from None
+    except (ValueError, RecursionError):
+        # RecursionError: nested too deeply for the parser (valid or not).
+        raise BadJson("the text message is not valid JSON (or nested too deeply)") from None
     if not isinstance(obj, dict):
         raise MalformedMessage(f"a message must be a JSON object, got {type(obj).__name__}")
     kind = obj.get("type")
@@ -231,6 +238,8 @@ def decode_client_message(message: str | bytes, limits: Limits = Limits()) -> Cl
             raise MalformedMessage("field 'text' must not be empty")
         if len(text) > limits.max_text_chars:
             raise MessageTooLarge(f"text holds at most {limits.max_text_chars} characters")
+        if not _is_unicode(text):
+            raise MalformedMessage("field 'text' holds a lone surrogate (not Unicode text)")
         return TextInput(text=text, end_of_turn=_field(obj, "end_of_turn", bool, True))
     if kind == "end_of_turn":
         return EndOfTurn()
@@ -288,8 +297,21 @@ class Outgoing:
     droppable: bool = False
 
 
+def _is_unicode(text: str) -> bool:
+    # JSON's \ud800 escapes decode to lone surrogates, which UTF-8 cannot carry.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _dump(value: Mapping[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if not _is_unicode(text):
+        # A lone surrogate (from a model, say): escaped, the message is still valid.
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return text
 
 
 def event(kind: str, **fields: Any) -> Outgoing:

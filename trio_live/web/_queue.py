@@ -110,8 +110,19 @@ class DropOldQueue(Generic[T]):
         await trio.lowlevel.cancel_shielded_checkpoint()
         return item
 
-    def close(self) -> None:
-        """Refuse new items; `get` returns what is left, then ends."""
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called."""
+        return self._closed
+
+    def close(self, last: T | None = None) -> None:
+        """Refuse new items; `get` returns what is left (then ``last``), then ends.
+
+        ``last`` (a control item) is added whatever the limit: a final word,
+        such as the reason for closing.
+        """
+        if last is not None and not self._closed:
+            self._items.append((last, False))
         self._closed = True
         self._readers.unpark_all()
         self._writers.unpark_all()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import logging
 from pathlib import Path
 from typing import Final
@@ -27,11 +28,28 @@ import trio
 import trio_websocket
 
 from .._checks import non_negative, positive
+from .._groups import raise_single
 from ._bridge import Bridge, BridgeConfig, PipelineFactory, ServerCounters
-from ._http import BadRequest, PrefixedStream, RequestHead, file_response, read_head, response
+from ._budget import Budgets
+from ._http import (
+    BadRequest,
+    PrefixedStream,
+    RequestHead,
+    file_response,
+    read_head,
+    response,
+    upgrade_refusal,
+)
 from ._http import static_files as _load_static
 from ._protocol import SUBPROTOCOL, Limits
 
+# A client going away, at any point: it ends its own connection, nothing else.
+_GONE: Final = (
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio_websocket.ConnectionClosed,
+    trio_websocket.HandshakeError,
+)
 STATIC_DIR: Final = Path(__file__).with_name("static")
 WEBSOCKET_PATH: Final = "/ws"
 _MAX_HEAD_BYTES: Final = 16 * 1024
@@ -49,10 +67,16 @@ class ServerConfig:
         port: the TCP port (0 picks a free one).
         allowed_origins: browser origins allowed besides the page's own
             (``"*"`` allows any); clients that send no Origin are allowed.
+        allowed_hosts: host names a request's ``Host`` may carry besides
+            ``localhost``, IP addresses and ``host`` (``"*"`` allows any).
+            Other names are refused (403), on the page and on ``/ws``: a
+            DNS-rebinding page cannot reach the server under its own name.
         token: if set, clients must send ``Authorization: Bearer <token>`` or
             ``?token=<token>`` in the websocket URL.
         max_sessions: the most concurrent sessions; more are refused (503).
         limits: the message limits (`Limits`).
+        budgets: how much input one client may send over time (`Budgets`);
+            a client over them gets an ``over_budget`` error and 1008.
         audio_in_frames: input audio frames queued before the oldest is dropped.
         audio_out_chunks: TTS chunks queued before the oldest is dropped.
         control_queue: control messages queued each way: the server's events
@@ -62,22 +86,28 @@ class ServerConfig:
             play before the echo guard turns off by itself (when the client
             does not report the end of playback).
         close_grace: seconds allowed for the closing handshake.
-        handshake_timeout: seconds a client has to send its request head.
+        handshake_timeout: seconds a client has for the request head and
+            the websocket handshake.
+        idle_timeout: seconds without any client message before the server
+            closes the connection with 4000 (``math.inf``: never).
         static_dir: the page's files (None: serve no page).
     """
 
     host: str = "127.0.0.1"
     port: int = 8765
     allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    allowed_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     token: str | None = attrs.field(default=None, repr=False)
     max_sessions: int = attrs.field(default=16, validator=positive)
     limits: Limits = attrs.field(factory=Limits)
+    budgets: Budgets = attrs.field(factory=Budgets)
     audio_in_frames: int = attrs.field(default=250, validator=positive)
     audio_out_chunks: int = attrs.field(default=200, validator=positive)
     control_queue: int = attrs.field(default=64, validator=positive)
     echo_tail: float = attrs.field(default=0.5, validator=non_negative)
     close_grace: float = attrs.field(default=2.0, validator=positive)
     handshake_timeout: float = attrs.field(default=10.0, validator=positive)
+    idle_timeout: float = attrs.field(default=300.0, validator=positive)
     static_dir: Path | None = STATIC_DIR
 
 
@@ -125,6 +155,9 @@ class WebServer:
             audio_out_chunks=config.audio_out_chunks,
             control_queue=config.control_queue,
             echo_tail=config.echo_tail,
+            budgets=config.budgets,
+            close_grace=config.close_grace,
+            idle_timeout=config.idle_timeout,
         )
 
     def statistics(self) -> ServerStatistics:
@@ -156,52 +189,99 @@ class WebServer:
             await trio.serve_listeners(self._connection, listeners, handler_nursery=nursery)
 
     async def _connection(self, stream: trio.SocketStream) -> None:
+        # Everything before the session (the request head, a refusal, the
+        # websocket handshake) has `handshake_timeout` seconds in all.
+        deadline = trio.current_time() + self.config.handshake_timeout
         try:
             head = None
-            with trio.move_on_after(self.config.handshake_timeout):
+            with trio.move_on_at(deadline):
                 head = await read_head(stream, max_bytes=_MAX_HEAD_BYTES)
             if head is None:
                 return
-            if not head.is_websocket:
-                await stream.send_all(file_response(self._files, head))
+            if not self._host_allowed(head.headers.get("host", "")):
+                self._counters.refused += 1
+                answer = response(403, b"host not allowed\n", content_type="text/plain")
+                with trio.move_on_at(deadline):
+                    await _send_quietly(stream, answer)
                 return
-            await self._serve_websocket(stream, head)
+            if not head.is_websocket:
+                with trio.move_on_at(deadline):
+                    await _send_quietly(stream, file_response(self._files, head))
+                return
+            refusal = upgrade_refusal(head) or self._refusal(head)
+            if refusal is not None:
+                # Refused before trio-websocket sees the connection: a client
+                # that never reads the answer only fails this send, and a
+                # malformed upgrade never waits for a handshake.
+                self._counters.refused += 1
+                status, text = refusal
+                extra = [("sec-websocket-version", "13")] if status == 426 else []
+                answer = response(
+                    status, f"{text}\n".encode(), content_type="text/plain", headers=extra
+                )
+                with trio.move_on_at(deadline):
+                    await _send_quietly(stream, answer)
+                return
+            # Counted at once (no checkpoint since the capacity check).
+            self._counters.active += 1
+            try:
+                await self._serve_websocket(stream, head, deadline)
+            finally:
+                self._counters.active -= 1
         except BadRequest as error:
             body = f"bad request: {error}\n".encode()
-            await _send_quietly(stream, response(400, body, content_type="text/plain"))
-        except (
-            trio.BrokenResourceError,
-            trio.ClosedResourceError,
-            trio_websocket.ConnectionClosed,
-            trio_websocket.HandshakeError,
-        ):
+            with trio.move_on_at(deadline):
+                await _send_quietly(stream, response(400, body, content_type="text/plain"))
+        except _GONE:
             pass
         finally:
             await stream.aclose()
 
-    async def _serve_websocket(self, stream: trio.SocketStream, head: RequestHead) -> None:
+    async def _serve_websocket(
+        self, stream: trio.SocketStream, head: RequestHead, deadline: float
+    ) -> None:
         # trio-websocket's reader task must outlive a server shutdown long
         # enough to finish the closing handshake, so the transport runs in a
         # shielded scope; the session runs in `session`, which a watcher
         # cancels when the server is cancelled. Every wait inside the shield
-        # is bounded: the close by `close_grace`, the reader by the stream
-        # being closed at the end.
+        # is bounded: the handshake by `deadline`, the close by `close_grace`,
+        # the reader by the stream being closed at the end. A client that
+        # goes away at any point ends only its own connection.
         session = trio.CancelScope()
         async with trio.open_nursery() as watch:
             watch.start_soon(_cancel_when_cancelled, session)
             with trio.CancelScope(shield=True):
-                async with trio.open_nursery() as transport:
-                    try:
-                        with session:
-                            request = await trio_websocket.wrap_server_stream(
-                                transport,
-                                PrefixedStream(head.raw, stream),
-                                max_message_size=self.config.limits.max_message_bytes,
-                            )
-                            await self._websocket(request, head)
-                    finally:
-                        await stream.aclose()
+                try:
+                    async with trio.open_nursery() as transport:
+                        try:
+                            with session:
+                                ws = None
+                                with trio.move_on_at(deadline):
+                                    ws = await self._handshake(transport, stream, head)
+                                if ws is not None:
+                                    await self._websocket(ws)
+                        finally:
+                            await stream.aclose()
+                except BaseExceptionGroup as group:
+                    _, rest = group.split(_GONE)
+                    if rest is not None:
+                        raise_single(rest)
             watch.cancel_scope.cancel()
+
+    async def _handshake(
+        self, nursery: trio.Nursery, stream: trio.SocketStream, head: RequestHead
+    ) -> trio_websocket.WebSocketConnection | None:
+        """The accepted websocket, or None if the client went away first."""
+        try:
+            request = await trio_websocket.wrap_server_stream(
+                nursery,
+                PrefixedStream(head.raw, stream),
+                max_message_size=self.config.limits.max_message_bytes,
+            )
+            chosen = SUBPROTOCOL if SUBPROTOCOL in request.proposed_subprotocols else None
+            return await request.accept(subprotocol=chosen)
+        except trio_websocket.ConnectionClosed:
+            return None
 
     def _refusal(self, head: RequestHead) -> tuple[int, str] | None:
         url = urlsplit(head.target)
@@ -212,57 +292,76 @@ class WebServer:
             return 403, "origin not allowed"
         token = self.config.token
         if token is not None:
-            given = head.headers.get("authorization", "")
-            given = given[7:] if given[:7].lower() == "bearer " else ""
-            if not given:
-                given = parse_qs(url.query).get("token", [""])[0]
-            if not hmac.compare_digest(given.encode(), token.encode()):
+            header = head.headers.get("authorization", "")
+            # Either carries it: a wrong header does not hide a right query.
+            given = [
+                header[7:] if header[:7].lower() == "bearer " else "",
+                *parse_qs(url.query).get("token", []),
+            ]
+            if not any(hmac.compare_digest(g.encode(), token.encode()) for g in given):
                 return 401, "a valid token is required"
         if self._counters.active >= self.config.max_sessions:
             return 503, "too many sessions"
         return None
 
+    def _host_allowed(self, host: str) -> bool:
+        allowed = self.config.allowed_hosts
+        if "*" in allowed:
+            return True
+        name = _host_name(host)
+        if not name:
+            return False
+        names = {"localhost", self.config.host.lower(), *(n.lower() for n in allowed)}
+        if name in names or name.endswith(".localhost"):
+            return True
+        # An address cannot be rebound: only names can.
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
     def _origin_allowed(self, origin: str, host: str) -> bool:
         allowed = self.config.allowed_origins
         if "*" in allowed or origin in allowed:
             return True
-        # The page's own origin: same host and port as the request.
-        return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
+        # The page's own origin: a web page, with the same host and port as the request.
+        url = urlsplit(origin)
+        same = url.netloc.lower() == host.lower()
+        return bool(host) and url.scheme in ("http", "https") and same
 
-    async def _websocket(self, request: trio_websocket.WebSocketRequest, head: RequestHead) -> None:
+    async def _websocket(self, ws: trio_websocket.WebSocketConnection) -> None:
         counters = self._counters
-        refusal = self._refusal(head)
-        if refusal is not None:
-            counters.refused += 1
-            status, text = refusal
-            await request.reject(status, body=f"{text}\n".encode())
-            return
-        counters.active += 1
+        counters.total += 1
+        bridge = Bridge(
+            ws=ws,
+            name=str(counters.total),
+            config=self._bridge_config,
+            counters=counters,
+            pipeline=self.pipeline,
+        )
+        code: int = 1001
+        reason: str | None = "server shutting down"
         try:
-            proposed = request.proposed_subprotocols
-            ws = await request.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in proposed else None)
-            counters.total += 1
-            bridge = Bridge(
-                ws=ws,
-                name=str(counters.total),
-                config=self._bridge_config,
-                counters=counters,
-                pipeline=self.pipeline,
-            )
-            code: int = 1001
-            reason: str | None = "server shutting down"
-            try:
-                code, reason = await bridge.run()
-            except Exception:
-                # One broken session must not take the server down.
-                logger.exception("session %s failed", bridge.name)
-                code, reason = 1011, "internal error"
-            finally:
-                with trio.move_on_after(self.config.close_grace) as scope:
-                    scope.shield = True
-                    await ws.aclose(code, reason)
+            code, reason = await bridge.run()
+        except Exception:
+            # One broken session must not take the server down.
+            logger.exception("session %s failed", bridge.name)
+            code, reason = 1011, "internal error"
         finally:
-            counters.active -= 1
+            with trio.move_on_after(self.config.close_grace) as scope:
+                scope.shield = True
+                await ws.aclose(code, reason)
+
+
+def _host_name(host: str) -> str:
+    """The name or address of a ``Host`` header, without the port or brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        return host[1:end] if end > 0 else ""
+    name, _, port = host.partition(":")
+    return name if port.isdigit() or not port else ""
 
 
 async def _cancel_when_cancelled(scope: trio.CancelScope) -> None:
