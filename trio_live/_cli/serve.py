@@ -17,8 +17,9 @@ from collections.abc import Callable
 import trio
 
 from .. import LiveError, LiveSession, Stage, TurnModel
-from ..models import add_model_arguments, model_from_args
+from ..models import add_model_arguments
 from ..web import Config, Pipeline, ServerConfig, WebServer
+from ._defaults import voice_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
             token=token,
             max_sessions=args.max_sessions,
         )
-        model = model_from_args(args)
+        model = voice_model(args)
     except ValueError as error:
         print(f"trio-live serve: {error}", file=sys.stderr)
         return 2
