@@ -66,6 +66,7 @@ from ..voice import (
     send_paced,
     write_wav,
 )
+from ._checks import check_folder, check_model, check_stt, check_writable
 from ._defaults import voice_model
 from ._demo_log import DemoLog, summary, write_stdout
 
@@ -289,6 +290,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--conversation", metavar="DIR", help="another recorded conversation")
     add_model_arguments(parser)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Find mistakes in the options before any work starts.
+
+    Raises:
+        UsageError: an unwritable ``--out``, a missing ``--conversation``
+            folder, an unknown ``--stt`` back end, or bad ``--model`` options.
+    """
+    if args.out:
+        check_writable(args.out)
+    if args.conversation:
+        check_folder(args.conversation, "conversation.txt", "--conversation")
+    check_stt(args.stt)
+    check_model(args)
 
 
 _model = voice_model

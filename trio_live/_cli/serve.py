@@ -19,6 +19,7 @@ import trio
 from .. import LiveError, LiveSession, Stage, TurnModel
 from ..models import add_model_arguments
 from ..web import Config, Pipeline, ServerConfig, WebServer
+from ._checks import check_model, check_port
 from ._defaults import voice_model
 
 
@@ -47,6 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="speech-to-text back end ('none': typed turns only)",
     )
     add_model_arguments(parser)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Find mistakes in the options before any work starts.
+
+    Raises:
+        UsageError: the port is taken, or bad ``--model`` options.
+    """
+    check_port(args.host, args.port)
+    check_model(args)
 
 
 def run(args: argparse.Namespace) -> int:
