@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ async def test_chat_demo_shows_the_conversation(autojump_clock: trio.abc.Clock) 
 
 def test_bad_speed_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["chat", "--speed", "0"]) == 2
-    assert "--speed must be > 0, got 0.0" in capsys.readouterr().err
+    assert capsys.readouterr().err == "trio-live chat: --speed must be > 0, got 0.0\n"
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,3 +84,69 @@ def test_help_chat_and_serve_options_do_not_load_the_voice_extra() -> None:
         "assert 'trio_live.voice' not in sys.modules, 'the voice package was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60, check=True)
+
+
+def run_cli(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "trio_live", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["demo", "--model", "http://127.0.0.1:9"], "needs a model name (--model-name NAME)"),
+        (["demo", "--out", "/nonexistent/x.wav"], "--out /nonexistent/x.wav: no folder"),
+        (["demo", "--conversation", "/nonexistent"], "--conversation /nonexistent: no such"),
+        (["demo", "--stt", "whisper"], "--stt must be one of auto, moonshine, pocketsphinx"),
+        (["demo", "--model", "openai", "--model-name", "gpt"], "needs an API key: set $OPENAI"),
+        (["serve", "--model", "gemini", "--model-name", "g"], "needs an API key: set $GEMINI"),
+        (["chat", "--speed", "0"], "--speed must be > 0, got 0.0"),
+    ],
+)
+def test_a_users_mistake_is_one_line_and_status_2(argv: list[str], message: str) -> None:
+    result = run_cli(*argv, env={"OPENAI_API_KEY": "", "GEMINI_API_KEY": ""})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert message in result.stderr
+    assert result.stdout == ""  # nothing ran
+
+
+def test_a_port_in_use_is_one_line_and_debug_shows_the_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_cli("serve", "--port", port, "--stt", "none")
+        assert (result.returncode, result.stderr.count("\n")) == (2, 1), result.stderr
+        assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+        debug = run_cli("--debug", "serve", "--port", port, "--stt", "none")
+    assert "Traceback" in debug.stderr
+
+
+def test_without_numpy_the_voice_package_names_its_extra() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['numpy'] = None\n"
+        "try:\n"
+        "    import trio_live.voice\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert 'pip install "trio-live[voice]"' in result.stdout
+
+
+def test_the_served_page_url_carries_the_token() -> None:
+    from trio_live._cli.serve import page_url
+    from trio_live.web import ServerConfig
+
+    assert page_url(ServerConfig(token="a b/c"), 8765) == "http://127.0.0.1:8765/?token=a%20b%2Fc"
+    assert page_url(ServerConfig(), 8765) == "http://127.0.0.1:8765/"

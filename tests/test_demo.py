@@ -170,7 +170,8 @@ async def test_warm_up_stops_the_model_after_its_first_output(
 
 
 def test_the_demo_uses_the_local_model_with_short_english_answers() -> None:
-    from trio_live._cli.demo import REPEAT_PENALTY, SYSTEM, _model
+    from trio_live._cli._defaults import REPEAT_PENALTY, SYSTEM
+    from trio_live._cli.demo import _model
     from trio_live.models.local import LocalModel
 
     args = argparse.Namespace(model_url=None, system_instruction=None)
@@ -236,3 +237,14 @@ async def test_prepare_loads_two_recognizers() -> None:
     )
     with pytest.raises(ValueError, match="nonesuch"):
         await prepare(args)
+
+
+def test_serve_uses_the_demos_short_english_answers_for_the_local_model() -> None:
+    from trio_live._cli import build_parser
+    from trio_live._cli._defaults import REPEAT_PENALTY, SYSTEM, voice_model
+    from trio_live.models.local import LocalModel
+
+    args = build_parser("serve").parse_args(["serve"])
+    model = voice_model(args)
+    assert isinstance(model, LocalModel)
+    assert (model.system_instruction, model.repeat_penalty) == (SYSTEM, REPEAT_PENALTY)

@@ -1,10 +1,16 @@
 """The ``trio-live`` command line.
 
 Each subcommand lives in its own module, which provides ``add_arguments``
-(fill an argparse parser) and ``run`` (take the parsed arguments, return an
-exit status). The demo's module needs the voice extra (numpy and the speech
-back ends), so it is imported only when the demo is chosen: ``trio-live
---help``, ``chat`` and ``serve`` work without it.
+(fill an argparse parser), ``check`` (find a user's mistakes before any work
+starts) and ``run`` (take the parsed arguments, return an exit status).
+
+A user's mistake (a missing option, an unwritable ``--out``, a port in use, a
+missing key...) is one line on stderr and exit status 2; a failure while
+running is one line and status 1. ``--debug`` shows the traceback instead.
+
+The demo's module needs the voice extra (numpy and the speech back ends), so
+it is imported only when the demo is chosen: ``trio-live --help``, ``chat``
+and ``serve`` work without it.
 """
 
 from __future__ import annotations
@@ -14,16 +20,19 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from .. import __version__
+from .. import LiveError, __version__
 from . import chat, serve
+from ._checks import UsageError
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 
 
 class _Command(Protocol):
     """What a subcommand's module provides."""
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    def check(self, args: argparse.Namespace) -> None: ...
 
     def run(self, args: argparse.Namespace) -> int: ...
 
@@ -33,9 +42,13 @@ COMMANDS: dict[str, str] = {
     "demo": (
         "the offline voice demo: a recorded conversation through VAD, speech to text, "
         "the live session, a local model and text to speech"
+        ' (needs pip install "trio-live[voice,local]")'
     ),
     "chat": "a scripted text conversation with a barge-in",
-    "serve": "the websocket bridge and its browser page",
+    "serve": (
+        "the websocket bridge and its browser page"
+        ' (needs the voice extra: pip install "trio-live[voice,local]")'
+    ),
 }
 
 
@@ -58,6 +71,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="trio-live", description="Live, interruptible conversations with language models."
     )
     parser.add_argument("--version", action="version", version=f"trio-live {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks instead of one-line errors"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, help_text in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
@@ -71,4 +87,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     command = next((word for word in words if word in COMMANDS), None)
     args = build_parser(command).parse_args(words)
-    return _command_module(args.command).run(args)
+    module = _command_module(args.command)
+    try:
+        module.check(args)
+    except (ValueError, OSError) as error:
+        if args.debug:
+            raise
+        print(f"trio-live {args.command}: {_message(error)}", file=sys.stderr)
+        return 2
+    try:
+        return module.run(args)
+    except (LiveError, OSError, ValueError) as error:
+        if args.debug:
+            raise
+        print(f"trio-live {args.command}: {_message(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        return 130
+
+
+def _message(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0] if text else type(error).__name__

@@ -30,6 +30,7 @@ from .. import (
 )
 from ..models import add_model_arguments, model_from_args
 from ..testing import ScriptedModel
+from ._checks import UsageError, check_model
 
 SCRIPT: list[tuple[float, Part]] = [
     (0.0, text_part("Hello! Who are you?")),
@@ -59,11 +60,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
 
 
+def check(args: argparse.Namespace) -> None:
+    """Find mistakes in the options before any work starts."""
+    if not args.speed > 0:
+        raise UsageError(f"--speed must be > 0, got {args.speed}")
+    check_model(args)
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the conversation and print it as it happens."""
-    if not args.speed > 0:
-        print(f"--speed must be > 0, got {args.speed}", file=sys.stderr)
-        return 2
     model = model_from_args(args) if args.model_url else None
     trio.run(chat, args.speed, sys.stdout, model)
     return 0

@@ -53,7 +53,7 @@ from .. import (
     text_part,
 )
 from .._groups import raise_single
-from ..models import LocalModel, add_model_arguments, model_from_args
+from ..models import add_model_arguments
 from ..voice import (
     DEFAULT_RATE,
     EspeakTts,
@@ -66,18 +66,12 @@ from ..voice import (
     send_paced,
     write_wav,
 )
+from ._checks import check_folder, check_model, check_stt, check_writable
+from ._defaults import voice_model
 from ._demo_log import DemoLog, summary, write_stdout
 
 #: Where the bundled conversation lives, in a source checkout.
 CONVERSATION_DIR = Path(__file__).resolve().parents[2] / "examples" / "conversation"
-#: The local model's system instruction (SmolLM2-135M drifts into French
-#: without "English" in it, and rambles without "short").
-SYSTEM = (
-    "You are a friendly English-speaking voice assistant. "
-    "Reply in English only, with one or two short, simple sentences."
-)
-#: Keeps SmolLM2-135M out of loops like "a cat, a cat, a cat...".
-REPEAT_PENALTY = 1.2
 #: Seconds of microphone silence after the last line (time for the answer).
 TAIL = 8.0
 
@@ -298,15 +292,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
 
 
-def _model(args: argparse.Namespace) -> TurnModel:
-    if getattr(args, "model_url", None):
-        return model_from_args(args)
-    local: TurnModel = LocalModel(
-        system_instruction=getattr(args, "system_instruction", None) or SYSTEM,
-        max_tokens=60,
-        repeat_penalty=REPEAT_PENALTY,
-    )
-    return local
+def check(args: argparse.Namespace) -> None:
+    """Find mistakes in the options before any work starts.
+
+    Raises:
+        UsageError: an unwritable ``--out``, a missing ``--conversation``
+            folder, an unknown ``--stt`` back end, or bad ``--model`` options.
+    """
+    if args.out:
+        check_writable(args.out)
+    if args.conversation:
+        check_folder(args.conversation, "conversation.txt", "--conversation")
+    check_stt(args.stt)
+    check_model(args)
+
+
+_model = voice_model
 
 
 async def warm_up(model: TurnModel, greeting: str = "Hello.") -> None:

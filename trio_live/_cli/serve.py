@@ -12,13 +12,16 @@ import argparse
 import os
 import signal
 import sys
+import urllib.parse
 from collections.abc import Callable
 
 import trio
 
 from .. import LiveError, LiveSession, Stage, TurnModel
-from ..models import add_model_arguments, model_from_args
+from ..models import add_model_arguments
 from ..web import Config, Pipeline, ServerConfig, WebServer
+from ._checks import check_model, check_port
+from ._defaults import voice_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
 
 
+def check(args: argparse.Namespace) -> None:
+    """Find mistakes in the options before any work starts.
+
+    Raises:
+        UsageError: the port is taken, or bad ``--model`` options.
+    """
+    check_port(args.host, args.port)
+    check_model(args)
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM; returns the exit status."""
     token = args.token or os.environ.get("TRIO_LIVE_TOKEN") or None
@@ -67,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             token=token,
             max_sessions=args.max_sessions,
         )
-        model = model_from_args(args)
+        model = voice_model(args)
     except ValueError as error:
         print(f"trio-live serve: {error}", file=sys.stderr)
         return 2
@@ -86,11 +99,17 @@ async def serve(model: TurnModel, config: ServerConfig, stt: str = "auto") -> No
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(server.serve)
-            print(f"trio-live: open http://{config.host}:{port}/ (Ctrl-C stops)", flush=True)
+            print(f"trio-live: open {page_url(config, port)} (Ctrl-C stops)", flush=True)
             async for signum in signals:
                 print(f"trio-live: {signal.Signals(signum).name}, closing sessions", flush=True)
                 nursery.cancel_scope.cancel()
                 break
+
+
+def page_url(config: ServerConfig, port: int) -> str:
+    """The page's URL, with ``?token=`` when the server requires one (the page reads it)."""
+    query = f"?token={urllib.parse.quote(config.token, safe='')}" if config.token else ""
+    return f"http://{config.host}:{port}/{query}"
 
 
 async def voice_pipeline(model: TurnModel, *, stt: str = "auto") -> Callable[[Config], Pipeline]:

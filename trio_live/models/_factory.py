@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any, Final
 
 import httpx
@@ -29,6 +30,7 @@ __all__ = ["add_model_arguments", "model_from_args", "model_from_spec"]
 
 PROVIDERS: Final = ("openai", "gemini")
 _ALIASES: Final = {"openai": OPENAI_BASE_URL, "gemini": GEMINI_BASE_URL}
+_KEY_VARIABLES: Final = {"openai": "OPENAI_API_KEY", "gemini": "GEMINI_API_KEY"}
 _GOOGLE_HOST: Final = "generativelanguage.googleapis.com"
 
 
@@ -67,7 +69,8 @@ def model_from_spec(
     (or ``async with``) when done.
 
     Raises:
-        ValueError: for an unknown provider, a bad URL, or a missing name.
+        ValueError: for an unknown provider, a bad URL, a missing name, or
+            ``"openai"``/``"gemini"`` (the hosted APIs) without a key.
     """
     if provider is not None and provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
@@ -83,6 +86,8 @@ def model_from_spec(
         raise ValueError(f"the model URL must be 'openai', 'gemini' or an http(s) URL, got {url!r}")
     chosen = provider or (alias if alias in _ALIASES else _guess_provider(parsed))
     keys: dict[str, Any] = {} if api_key is None else {"api_key": api_key}
+    if alias in _ALIASES and api_key is None and not os.environ.get(_KEY_VARIABLES[alias]):
+        raise ValueError(f"--model {alias} needs an API key: set ${_KEY_VARIABLES[alias]}")
     if chosen == "gemini":
         return GeminiModel(
             model=model, base_url=str(parsed), system_instruction=system_instruction, **keys

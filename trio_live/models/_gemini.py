@@ -22,11 +22,12 @@ from typing import Any, Final
 import attrs
 import httpx
 
+from .._checks import finite_non_negative
 from .._errors import BadRequestError, MalformedStreamError
 from .._httpclient import check_api_key
 from .._httpstatus import error_from_payload, json_field, json_item, load_json
 from .._parts import Part
-from ._content import group_messages
+from ._content import ALL_FAMILIES, check_accepts, group_messages
 from ._http import HTTPTurnModel
 from ._sse import ServerSentEvent
 
@@ -69,6 +70,11 @@ class GeminiModel(HTTPTurnModel):
         system_instruction: sent as ``systemInstruction``.
         options: the ``generationConfig`` object, for example
             ``{"temperature": 0.2, "maxOutputTokens": 256}``.
+        accepts: the content families the model takes (default: text,
+            images and audio); audio is sent as speech only.
+        audio_history: seconds of earlier turns' speech sent as audio too
+            (default 0: the current turn's only; earlier turns go by their
+            transcriptions).
 
     The timeouts, retries and transport are those of `HTTPTurnModel`.
     """
@@ -78,6 +84,8 @@ class GeminiModel(HTTPTurnModel):
     api_key: str | None = attrs.field(factory=_env_key, repr=False, validator=check_api_key)
     system_instruction: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    accepts: frozenset[str] = attrs.field(default=ALL_FAMILIES, converter=check_accepts)
+    audio_history: float = attrs.field(default=0.0, validator=finite_non_negative)
 
     def _url(self) -> str:
         name = self.model if "/" in self.model else f"models/{self.model}"
@@ -94,7 +102,8 @@ class GeminiModel(HTTPTurnModel):
         if self.system_instruction:
             system.append({"text": self.system_instruction})
         contents: list[dict[str, Any]] = []
-        for message in group_messages(parts):
+        chosen = group_messages(parts, self.accepts, audio_history=self.audio_history)
+        for message in chosen:
             items: list[dict[str, Any]] = []
             for item in message.items:
                 if isinstance(item, str):

@@ -10,7 +10,8 @@ The prompt becomes ``messages``: roles ``user``, ``assistant`` and
 text has a string as content; otherwise a list of items: text, images as
 ``image_url`` data URLs, and sounds as ``input_audio`` (WAV or MP3; PCM is
 wrapped in WAV), which only some models accept, so it must be enabled with
-``audio_input=True``.
+``audio_input=True``; otherwise audio is left out of the request (see
+`trio_live.models._content`: the transcriptions carry the words).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Final
 import attrs
 import httpx
 
+from .._checks import finite_non_negative
 from .._errors import BadRequestError, MalformedStreamError
 from .._httpclient import check_api_key
 from .._httpstatus import error_from_payload, json_field, json_item, load_json
@@ -73,9 +75,11 @@ class OpenAIChatModel(HTTPTurnModel):
         system_instruction: sent as the first, ``system`` message.
         options: generation options added to the request body as they are,
             for example ``{"temperature": 0.2, "max_tokens": 256}``.
-        audio_input: send audio parts as ``input_audio`` (only audio models
-            accept it); when False, a prompt with audio raises
-            `BadRequestError`.
+        audio_input: send the speech's audio as ``input_audio`` (only audio
+            models accept it); when False, audio is left out (a prompt with
+            nothing else raises `BadRequestError`).
+        audio_history: with ``audio_input``, seconds of earlier turns' speech
+            sent as audio too (default 0: the current turn's only).
 
     The timeouts, retries and transport are those of `HTTPTurnModel`.
     """
@@ -86,6 +90,12 @@ class OpenAIChatModel(HTTPTurnModel):
     system_instruction: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict, validator=_check_options)
     audio_input: bool = False
+    audio_history: float = attrs.field(default=0.0, validator=finite_non_negative)
+
+    @property
+    def accepts(self) -> frozenset[str]:
+        """The content families this model takes: text and images, audio with ``audio_input``."""
+        return frozenset({"text", "image", "audio"} if self.audio_input else {"text", "image"})
 
     def _url(self) -> str:
         return f"{self.base_url}/chat/completions"
@@ -100,7 +110,12 @@ class OpenAIChatModel(HTTPTurnModel):
         messages: list[dict[str, Any]] = []
         if self.system_instruction:
             messages.append({"role": "system", "content": self.system_instruction})
-        conversation = group_messages(parts)
+        conversation = group_messages(
+            parts,
+            self.accepts,
+            audio_history=self.audio_history,
+            hint=" (set audio_input=True if the model accepts audio)",
+        )
         if not conversation:
             return None
         for message in conversation:

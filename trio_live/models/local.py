@@ -35,7 +35,7 @@ import importlib
 import importlib.util
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import attrs
 import trio
@@ -201,6 +201,9 @@ class LocalModel:
         llama: an already loaded ``llama_cpp.Llama`` to use instead of
             loading ``model_path`` (several models can share one).
     """
+
+    #: The content families it takes: text only (audio and images are skipped).
+    accepts: ClassVar[frozenset[str]] = frozenset({"text"})
 
     model_path: str | None = None
     system_instruction: str | None = None

@@ -9,6 +9,14 @@ in the mimetype (``audio/l16;rate=16000``).
 
 from __future__ import annotations
 
+try:
+    import numpy as _numpy  # noqa: F401  (the voice extra's core dependency)
+except ImportError as _error:
+    raise ImportError(
+        'trio_live.voice needs the voice extra: pip install "trio-live[voice]"',
+        name=_error.name,
+    ) from _error
+
 from ._audio import (
     DEFAULT_RATE,
     Rechunker,

@@ -32,6 +32,12 @@
   hears a clip that starts inside a sentence less well, so cuts are only made
   where needed.
 
+Each final transcription says where its speech lies in the audio that went
+through before it: its ``speech_before`` metadata is ``(start, end)``, the
+seconds of audio back from the final to the utterance's first sample (the
+pre-roll included) and to its end of speech. A model that hears audio sends
+that stretch only, without the silences (see `trio_live.models`).
+
 Ordering, per utterance: partials come after its start-of-speech and before
 its end-of-speech; exactly one final (unless its text is empty, then none)
 comes after its end-of-speech and before anything of the next utterance's
@@ -72,6 +78,19 @@ from ._stt_backends import AsyncRecognizer, Recognizer
 
 _FRAME = 0.02  # seconds, for cut points
 _LOOK_BACK = 2.0  # seconds before start-of-speech its ``at`` may reach back to
+
+
+#: Metadata of a final transcription: ``(start, end)``, how many seconds of the
+#: audio that went through before it the speech starts (its pre-roll
+#: included) and ends. A model that hears audio uses it to send speech only.
+SPEECH_KEY = "speech_before"
+
+
+def _seconds(part: Part) -> float:
+    try:
+        return len(part.data) // 2 / audio_rate(part)
+    except AudioFormatError:
+        return 0.0
 
 
 def _rms(pcm16: bytes) -> float:
@@ -123,6 +142,9 @@ class _Utterance:
     shown: str = ""
     ended: bool = False
     end_sent: bool = False
+    #: Stream times of the speech: its first sample (pre-roll included) and its end.
+    begin: float = 0.0
+    end: float | None = None
     wakeup: trio.Event = attrs.field(factory=trio.Event)
 
     @property
@@ -191,6 +213,8 @@ class SpeechToText:
     pause: float = attrs.field(default=0.1, kw_only=True, validator=positive)
     final_recognizer: Recognizer | AsyncRecognizer | None = attrs.field(default=None, kw_only=True)
     role: str = attrs.field(default="user", kw_only=True)
+    # Stream time of the audio sent on so far (counted before each send).
+    _passed: float = attrs.field(init=False, default=0.0, repr=False)
     _lanes: list[tuple[Recognizer | AsyncRecognizer, bool]] = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -210,6 +234,7 @@ class SpeechToText:
         speech had ended. Cancellation drops pending transcriptions; a
         recognition already running in its thread finishes there, unused.
         """
+        self._passed = 0.0
         with inbox, outbox:
             send_utterances, receive_utterances = trio.open_memory_channel[_Utterance](16)
             async with trio.open_nursery() as nursery:
@@ -231,6 +256,7 @@ class SpeechToText:
         try:
             async for part in inbox:
                 if is_audio(part):
+                    self._passed += _seconds(part)
                     await outbox.send(part)
                     try:
                         rate = audio_rate(part)
@@ -265,15 +291,20 @@ class SpeechToText:
                     at = part.metadata.get("at")
                     if isinstance(at, int | float) and at < begin:
                         begin = max(at, position - keep)
+                    current.begin = position
                     for rate, pcm16, level, end in recent:
                         if end > begin + 1e-9 and current.rate in (None, rate):
                             current.rate = rate
                             current.add(pcm16, level)
+                            current.begin = min(current.begin, end - len(pcm16) / 2 / rate)
                     recent.clear()
                     await utterances.send(current)
                     await outbox.send(part)
                 elif is_end_of_speech(part) and current is not None:
                     current.ended = True
+                    at = part.metadata.get("at")
+                    ends = isinstance(at, int | float) and current.begin < at < position
+                    current.end = float(at) if ends and at is not None else position
                     await outbox.send(part)
                     current.end_sent = True
                     current.wakeup.set()
@@ -320,7 +351,7 @@ class SpeechToText:
                     if covers(utterance.covered):
                         text = _join([*utterance.committed, utterance.text])
                         if text:
-                            await outbox.send(transcription(text, final=True, role=self.role))
+                            await outbox.send(self._final(text, utterance))
                         # A partial still running is of no use any more.
                         nursery.cancel_scope.cancel()
                         return
@@ -399,6 +430,13 @@ class SpeechToText:
                 await outbox.send(transcription(shown, final=False, role=self.role))
         if failure is not None:
             await outbox.send(error_part(failure))
+
+    def _final(self, text: str, utterance: _Utterance) -> Part:
+        # Where the speech lies in the audio sent before this part: seconds
+        # back from here to its start and to its end (see `SPEECH_KEY`).
+        end = utterance.end if utterance.end is not None else self._passed
+        back = (round(self._passed - utterance.begin, 4), round(max(0.0, self._passed - end), 4))
+        return transcription(text, final=True, role=self.role).with_metadata(**{SPEECH_KEY: back})
 
     async def _call(self, lane: int, pcm16: bytes, rate: int) -> str:
         recognizer, is_async = self._lanes[lane]
