@@ -22,7 +22,18 @@ LAYERS: list[dict[str, list[str]]] = [
     {"apps": ["_cli", "__main__"]},
     {"web": ["web"]},
     {"voice": ["voice"], "models": ["models"]},
-    {"session": ["", "_session", "_driver", "_generation", "_chain", "_model", "testing"]},
+    {
+        "session": [
+            "",
+            "_session",
+            "_driver",
+            "_generation",
+            "_chain",
+            "_model",
+            "_record",
+            "testing",
+        ]
+    },
     {
         "core": [
             "_policy",
@@ -36,6 +47,7 @@ LAYERS: list[dict[str, list[str]]] = [
             "_httpclient",
             "_httpstatus",
             "_wav",
+            "_replay_log",
         ]
     },
 ]

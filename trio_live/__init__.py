@@ -14,6 +14,7 @@ from ._errors import (
     PolicyError,
     ProtocolError,
     RateLimitedError,
+    ReplayLogError,
     ServerError,
     SessionClosedError,
     SpeechError,
@@ -58,6 +59,7 @@ from ._parts import (
 )
 from ._policy import Activity, EndOfInput, TriggerMode, TurnPolicy
 from ._prompt import RollingPrompt
+from ._record import Recorder
 from ._session import LiveSession
 from ._stats import SessionStatistics, TurnStats
 
@@ -81,6 +83,8 @@ __all__ = [
     "ProtocolError",
     "RESERVED_SUBSTREAMS",
     "RateLimitedError",
+    "Recorder",
+    "ReplayLogError",
     "RollingPrompt",
     "STATUS_SUBSTREAM",
     "ServerError",
