@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from .. import __version__
-from . import chat, serve
+from . import chat, replay, serve
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     ),
     "chat": "a scripted text conversation with a barge-in",
     "serve": "the websocket bridge and its browser page",
+    "replay": "a recorded conversation's timeline; --diff replays it and compares",
 }
 
 
@@ -49,6 +50,8 @@ def _command_module(name: str) -> _Command:
         return chat
     if name == "serve":
         return serve
+    if name == "replay":
+        return replay
     raise ValueError(f"no such command: {name!r}")
 
 
