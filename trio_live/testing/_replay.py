@@ -96,7 +96,8 @@ async def replay_async(log: LogSource, model: TurnModel | None = None, **options
     times, into a `LiveSession` with the recorded options (``options``
     overrides them, e.g. ``trigger="end_of_speech"``), against the recorded
     answers (a `ReplayModel`) or ``model``. The input ends when it ended in
-    the recording. Times are seconds after the replay's start.
+    the recording. Times are seconds after the replay's start, rounded to the
+    microsecond as in the log.
     """
     recorded = read_log(log)
     settings = {**recorded.options, **options}
@@ -127,7 +128,8 @@ async def replay_async(log: LogSource, model: TurnModel | None = None, **options
 
     async with session, trio.open_nursery() as nursery:
         nursery.start_soon(feed)
-        outputs.extend([(trio.current_time() - start, part) async for part in session])
+        # At the log's resolution, so that a faithful replay equals the log.
+        outputs.extend([(round(trio.current_time() - start, 6), part) async for part in session])
     return outputs
 
 
