@@ -432,16 +432,19 @@ class ReplayLog:
                 continue
             if event.kind == "call":
                 fields.append({"call": event.call, "started_at": event.at})
+                fields[-1].update(prompt=[], outputs=[])
                 continue
             call = fields[event.call]
             if event.kind == "prompt":
-                call["prompt"] = (*call.get("prompt", ()), (event.at, event.part))
+                call["prompt"].append((event.at, event.part))
             elif event.kind == "prompt_end":
                 call["prompt_end_at"] = event.at
             elif event.kind == "model":
-                call["outputs"] = (*call.get("outputs", ()), (event.at, event.part))
+                call["outputs"].append((event.at, event.part))
             elif event.kind == "call_end":
                 call.update(ended_at=event.at, outcome=event.outcome, error=event.error)
+        for call in fields:
+            call.update(prompt=tuple(call["prompt"]), outputs=tuple(call["outputs"]))
         return [RecordedCall(**call) for call in fields]
 
     def timeline(self) -> list[tuple[float, str, str]]:
