@@ -31,6 +31,7 @@ LAYERS: list[dict[str, list[str]]] = [
             "_chain",
             "_model",
             "_playback",
+            "_record",
             "testing",
         ]
     },
@@ -47,6 +48,7 @@ LAYERS: list[dict[str, list[str]]] = [
             "_httpclient",
             "_httpstatus",
             "_wav",
+            "_replay_log",
         ]
     },
 ]

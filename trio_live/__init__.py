@@ -14,6 +14,7 @@ from ._errors import (
     PolicyError,
     ProtocolError,
     RateLimitedError,
+    ReplayLogError,
     ResponseTooLargeError,
     ServerError,
     SessionClosedError,
@@ -59,6 +60,7 @@ from ._parts import (
 )
 from ._policy import Activity, EndOfInput, TriggerMode, TurnPolicy
 from ._prompt import RollingPrompt
+from ._record import Recorder
 from ._session import LiveSession
 from ._stats import SessionStatistics, TurnStats
 
@@ -82,6 +84,8 @@ __all__ = [
     "ProtocolError",
     "RESERVED_SUBSTREAMS",
     "RateLimitedError",
+    "Recorder",
+    "ReplayLogError",
     "ResponseTooLargeError",
     "RollingPrompt",
     "STATUS_SUBSTREAM",

@@ -51,6 +51,7 @@ from ._policy import (
     TurnPolicy,
 )
 from ._prompt import RollingPrompt
+from ._record import Recorder
 from ._stats import TurnStats
 
 # How many ready input parts the pump takes before it yields to other tasks.
@@ -67,6 +68,7 @@ class Driver:
     model_errors: Literal["raise", "report"]
     emit_stats: bool
     recent_turns: int
+    recorder: Recorder | None = None
     #: True while the pump waits on an empty inbox (see `LiveSession.send`).
     pump_waiting: bool = attrs.field(init=False, default=False)
     turns: int = attrs.field(init=False, default=0)
@@ -98,6 +100,8 @@ class Driver:
                     self._pending = self._spawn()
                     task_status.started()
                     await self._pump(inbox)
+                    if self.recorder is not None:
+                        self.recorder.input_ended()
                     for effect in self.policy.input_ended():
                         await self._carry_out(effect)
                     nursery.cancel_scope.cancel()
@@ -155,6 +159,8 @@ class Driver:
                 for effect in policy.tick(now):
                     await carry_out(effect)
             else:
+                if self.recorder is not None:
+                    self.recorder.input(part)
                 for action in decide(part, now):
                     if isinstance(action, (AddToPrompt, Stash)):
                         store(action, now)

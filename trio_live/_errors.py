@@ -5,6 +5,7 @@
     LiveError
     ├── SessionClosedError        input sent after the session stopped taking it
     ├── PolicyError               the turn policy was driven out of order
+    ├── ReplayLogError            a truncated, corrupt or too new record-and-replay log
     ├── ProtocolError             a malformed message or part from a client
     │   ├── AudioFormatError      audio that is not 16-bit mono PCM as declared
     │   └── WireError             a bad websocket message (trio_live.web)
@@ -46,6 +47,18 @@ class PolicyError(LiveError):
 
     The policy is then in its ``error`` state and refuses every further call.
     """
+
+
+class ReplayLogError(LiveError):
+    """A record-and-replay log that cannot be read: truncated, corrupt or too new.
+
+    Attributes:
+        line: the number of the offending line (the header is line 1).
+    """
+
+    def __init__(self, message: str, *, line: int) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
 
 
 class ProtocolError(LiveError):
@@ -132,6 +145,7 @@ for _error in (
     LiveError,
     SessionClosedError,
     PolicyError,
+    ReplayLogError,
     ProtocolError,
     AudioFormatError,
     SpeechError,

@@ -25,6 +25,7 @@ from ._model import TurnModel
 from ._parts import Part, is_plain
 from ._policy import EndOfInput, TriggerMode, TurnPolicy, end_of_input_mode, trigger_mode
 from ._prompt import DEFAULT_MAX_PARTS, DEFAULT_WINDOW, RollingPrompt
+from ._record import Recorder
 from ._stats import SessionStatistics
 
 
@@ -69,6 +70,7 @@ class LiveSession:
         recent_turns: how many recent turns `statistics` keeps.
         input_buffer: capacity of the input channel.
         output_buffer: capacity of the output channel.
+        recorder: a `Recorder` that logs the conversation for a replay.
     """
 
     model: TurnModel
@@ -92,6 +94,7 @@ class LiveSession:
     output_buffer: int = attrs.field(default=64, validator=non_negative)
 
     recent_turns: int = attrs.field(default=100, validator=non_negative)
+    recorder: Recorder | None = None
 
     _driver: Driver = attrs.field(init=False)
     _started: bool = attrs.field(init=False, default=False)
@@ -110,12 +113,13 @@ class LiveSession:
             emit_activity=self.emit_activity,
         )
         self._driver = Driver(
-            model=self.model,
+            model=self.model if self.recorder is None else self.recorder.wrap(self.model),
             policy=policy,
             prompt=RollingPrompt(window=self.window, max_parts=self.max_parts),
             model_errors=self.model_errors,
             emit_stats=self.emit_stats,
             recent_turns=self.recent_turns,
+            recorder=self.recorder,
         )
 
     # -- observing -----------------------------------------------------------
@@ -161,7 +165,8 @@ class LiveSession:
         if self._started:
             raise RuntimeError("a LiveSession runs only once")
         self._started = True
-        await self._driver.run(inbox, outbox, task_status=task_status)
+        with contextlib.nullcontext() if self.recorder is None else self.recorder.session(self):
+            await self._driver.run(inbox, outbox, task_status=task_status)
 
     def report_playback(self, turn: int, chars: int, *, finished: bool = False) -> None:
         """Say how much of turn ``turn``'s answer the listener has heard.
@@ -173,6 +178,8 @@ class LiveSession:
         """
         if chars < 0:
             raise ValueError(f"chars must be >= 0, got {chars!r}")
+        if self.recorder is not None:
+            self.recorder.playback(turn, chars, finished=finished)
         self._driver.report_playback(turn, chars, finished=finished)
 
     # -- the context-manager form -------------------------------------------
@@ -223,6 +230,8 @@ class LiveSession:
                 # saving a task switch per part. Like a channel send, a
                 # cancelled call took nothing.
                 await trio.lowlevel.checkpoint_if_cancelled()
+                if self.recorder is not None:
+                    self.recorder.input(part)
                 driver.store(driver.policy.take_plain(part), trio.current_time())
                 await trio.lowlevel.cancel_shielded_checkpoint()
                 return
@@ -247,7 +256,10 @@ class LiveSession:
         receive_out = self._receive_out
         if receive_out is None:
             raise RuntimeError("use 'async with LiveSession(...)' before receiving")
-        return await receive_out.receive()
+        part = await receive_out.receive()
+        if self.recorder is not None:
+            self.recorder.output(part)
+        return part
 
     def __aiter__(self) -> LiveSession:
         return self

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from .. import LiveError, __version__
-from . import chat, serve
+from . import chat, replay, serve
 from ._checks import UsageError
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
@@ -49,6 +49,7 @@ COMMANDS: dict[str, str] = {
         "the websocket bridge and its browser page"
         ' (needs the voice extra: pip install "trio-live[voice,local]")'
     ),
+    "replay": "a recorded conversation's timeline; --diff replays it and compares",
 }
 
 
@@ -62,6 +63,8 @@ def _command_module(name: str) -> _Command:
         return chat
     if name == "serve":
         return serve
+    if name == "replay":
+        return replay
     raise ValueError(f"no such command: {name!r}")
 
 

@@ -5,11 +5,38 @@ latencies and records every prompt it was given; `play_timeline` feeds parts
 into a session at given (virtual) times and collects what comes out. With
 pytest-trio's ``autojump_clock`` a whole conversation runs in milliseconds and
 every time is exact.
+
+`replay` (and `replay_async`) runs a conversation recorded with
+`trio_live.Recorder` again, on the mock clock; `assert_same_conversation`
+says where two conversations diverge.
 """
 
 from __future__ import annotations
 
+from .._replay_log import RecordedCall, ReplayLog
+from ._replay import (
+    ReplayModel,
+    assert_same_conversation,
+    conversation_diff,
+    read_log,
+    recorded_outputs,
+    replay,
+    replay_async,
+)
 from ._scripted import RecordedPrompt, ScriptedModel
 from ._timeline import play_timeline
 
-__all__ = ["RecordedPrompt", "ScriptedModel", "play_timeline"]
+__all__ = [
+    "RecordedCall",
+    "RecordedPrompt",
+    "ReplayLog",
+    "ReplayModel",
+    "ScriptedModel",
+    "assert_same_conversation",
+    "conversation_diff",
+    "play_timeline",
+    "read_log",
+    "recorded_outputs",
+    "replay",
+    "replay_async",
+]

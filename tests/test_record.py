@@ -1,0 +1,222 @@
+"""Recording a session: the log's lines, and the codec's checks."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import trio
+
+import trio_live
+from trio_live import (
+    LiveSession,
+    Part,
+    PromptStream,
+    Recorder,
+    ReplayLogError,
+    audio_part,
+    end_of_turn,
+    start_of_speech,
+    text_part,
+)
+from trio_live.testing import ReplayLog, ScriptedModel, play_timeline, read_log
+
+Timeline = list[tuple[float, Part]]
+
+
+async def record(
+    events: Timeline, model: object | None = None, **options: object
+) -> tuple[str, Timeline]:
+    log = io.StringIO()
+    model = model or ScriptedModel([["one", " two"]], first_part_delay=0.25, part_delay=0.5)
+    session = LiveSession(model, recorder=Recorder(log), **options)  # type: ignore[arg-type]
+    out = await play_timeline(session, events, end_at=5.0)
+    return log.getvalue(), out
+
+
+def lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+async def test_the_header_holds_the_versions_and_the_options(autojump_clock: object) -> None:
+    text, _ = await record([(0.0, end_of_turn("hi"))], trigger="end_of_speech", window=30.0)
+    header = lines(text)[0]
+    assert header["format"] == "trio_live.log"
+    assert header["version"] == 1
+    assert header["library"] == trio_live.__version__
+    options = header["options"]
+    assert isinstance(options, dict)
+    assert options["trigger"] == "end_of_speech"
+    assert options["window"] == 30.0
+    assert options["end_of_input"] == "if_unanswered"
+    assert options["track_playback"] is False
+    assert "model" not in options
+    assert "recorder" not in options
+
+
+async def test_inputs_calls_and_outputs_with_their_times(autojump_clock: object) -> None:
+    text, out = await record([(0.5, text_part("hi")), (1.0, end_of_turn())])
+    # (Events at the same instant come in the scheduler's order: sorted here.)
+    events = sorted((e["at"], e["kind"]) for e in lines(text)[1:])
+    assert events == sorted(
+        [
+            (0.0, "call"),
+            (0.5, "input"),
+            (0.5, "prompt"),
+            (1.0, "input"),
+            (1.0, "call"),
+            (1.0, "prompt"),
+            (1.0, "prompt_end"),
+            (1.25, "output"),
+            (1.25, "model"),
+            (1.75, "model"),
+            (1.75, "call_end"),
+            (1.75, "output"),
+            (1.75, "prompt"),
+            (1.75, "prompt"),
+            (1.75, "output"),
+            (5.0, "input_end"),
+            (5.0, "call_end"),
+            (5.0, "end"),
+        ]
+    )
+    log = ReplayLog.parse(io.StringIO(text))
+    assert log.outputs == out
+    (first, second) = log.calls
+    assert first.outcome == "finished"
+    assert [p.text for _, p in first.prompt] == ["hi"]
+    assert first.outputs == (
+        (1.25, text_part("one", role="model")),
+        (1.75, text_part(" two", role="model")),
+    )
+    # The next call read the history: the input, then the answer's parts, by reference.
+    assert second.outcome == "cancelled"
+    assert [p.text for _, p in second.prompt] == ["hi", "one", " two"]
+    assert all("ref" in e for e in lines(text)[1:] if e["kind"] == "prompt")
+
+
+async def test_audio_round_trips_byte_exact_as_base64(autojump_clock: object) -> None:
+    pcm = bytes(range(256)) * 2 + b"\x00\xff"
+    chunk = audio_part(pcm, rate=24000)
+    text, _ = await record([(0.02, chunk), (0.04, audio_part(b"")), (1.0, end_of_turn())])
+    first = next(e for e in lines(text) if e.get("kind") == "input")
+    assert first["kind"] == "input"
+    part = first["part"]
+    assert isinstance(part, dict)
+    assert part["mimetype"] == "audio/l16;rate=24000"
+    assert isinstance(part["b64"], str)
+    assert pcm.hex() not in text
+    log = ReplayLog.parse(io.StringIO(text))
+    assert log.inputs[0] == (0.02, chunk)
+    assert log.inputs[0][1].content == pcm
+    assert log.inputs[1] == (0.04, audio_part(b""))
+    assert log.calls[1].prompt[0][1] == chunk
+
+
+class KeyedModel:
+    """A model holding secrets, as a hosted model's adapter does."""
+
+    api_key = "sk-secret-do-not-log-0123456789"
+    headers = {"Authorization": f"Bearer {api_key}"}  # noqa: RUF012
+
+    async def __call__(self, prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        await prompt.collect()
+        await output.send(text_part("fine", role="model"))
+
+
+async def test_the_log_never_holds_the_models_key(autojump_clock: object) -> None:
+    text, out = await record([(0.0, end_of_turn("hello"))], model=KeyedModel())
+    assert [p.content for _, p in out][:1] == ["fine"]
+    assert KeyedModel.api_key not in text
+    assert "Bearer" not in text
+    assert "Authorization" not in text
+
+
+async def test_a_model_error_is_recorded(autojump_clock: object) -> None:
+    model = ScriptedModel(["x"], errors={0: trio_live.ServerError("down", status=503)})
+    text, _ = await record([(0.0, end_of_turn("q"))], model=model, model_errors="report")
+    log = ReplayLog.parse(io.StringIO(text))
+    assert log.calls[0].outcome == "error"
+    assert log.calls[0].error == ("ServerError", "down (status 503)")
+
+
+async def test_a_path_is_written_per_line_and_closed(
+    autojump_clock: object, tmp_path: Path
+) -> None:
+    path = tmp_path / "call.jsonl"
+    recorder = Recorder(path)
+    seen: list[int] = []
+
+    async def model(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        # While the session runs, the lines so far are on disk.
+        seen.append(len(path.read_text().splitlines()))
+        await prompt.collect()
+
+    session = LiveSession(model, recorder=recorder)
+    await play_timeline(session, [(1.0, end_of_turn("a"))])
+    assert seen[0] == 2  # the header, the call
+    assert seen[1] > 2
+    assert read_log(path).end_at == 1.0
+    with pytest.raises(RuntimeError, match="one session"), recorder.session(LiveSession(model)):
+        pass
+
+
+HEADER = '{"format":"trio_live.log","version":1,"library":"0.1.0","options":{}}\n'
+
+
+def parse(text: str, **kwargs: bool) -> ReplayLog:
+    return ReplayLog.parse(io.StringIO(text), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "line 1: an empty log"),
+        ('{"format":"other"}\n', "line 1: not a trio_live log"),
+        (
+            HEADER.replace('"version":1', '"version":2'),
+            "line 1: log format version 2 is newer than this trio_live reads (1)",
+        ),
+        (
+            HEADER + '{"kind":"input","at":0.5,"part":{"text":"hi"}}\n{"kind":"en',
+            "line 3: truncated line",
+        ),
+        (HEADER + "{not json}\n", "line 2: not a JSON line"),
+        (HEADER + "[1]\n", "line 2: not a JSON object"),
+        (HEADER + '{"kind":"dance","at":0}\n', "line 2: unknown event kind 'dance'"),
+        (HEADER + '{"kind":"input","at":"soon","part":{"text":""}}\n', "line 2: 'at' missing"),
+        (HEADER + '{"kind":"input","at":0,"ref":7}\n', "line 2: reference to line 7"),
+        (HEADER + '{"kind":"input","at":0,"part":{"b64":"!!"}}\n', "line 2: bad base64"),
+        (HEADER + '{"kind":"input","at":0,"part":{"text":"","role":"x"}}\n', "line 2: bad part"),
+        (
+            HEADER + '{"kind":"prompt","at":0,"call":0,"part":{"text":""}}\n',
+            "line 2: call 0 never started",
+        ),
+        (HEADER + '{"kind":"call","at":0,"call":1}\n', "line 2: call 1 out of order"),
+        (HEADER + '{"kind":"end","at":0}\n{"kind":"end","at":0}\n', "line 3: an event after"),
+        (HEADER + '{"kind":"input","at":0,"part":{"text":"hi"}}\n', "line 3: the log stops"),
+    ],
+)
+def test_bad_logs_are_one_line_typed_errors(text: str, message: str) -> None:
+    with pytest.raises(ReplayLogError) as caught:
+        parse(text)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+    assert isinstance(caught.value, trio_live.LiveError)
+    assert caught.value.line == int(message.split(":")[0].removeprefix("line "))
+
+
+def test_a_partial_log_reads_when_asked() -> None:
+    log = parse(HEADER + '{"kind":"input","at":0.5,"part":{"text":"hi"}}\n', partial=True)
+    assert not log.complete
+    assert log.inputs == [(0.5, Part(content="hi"))]
+    assert log.end_at is None
+
+
+async def test_a_recording_after_a_crash_is_a_readable_prefix(autojump_clock: object) -> None:
+    text, _ = await record([(0.5, text_part("hi")), (1.0, end_of_turn()), (2.0, start_of_speech())])
+    prefix = "".join(text.splitlines(keepends=True)[:6])
+    log = parse(prefix, partial=True)
+    assert [t for t, _ in log.inputs] == [0.5, 1.0]
