@@ -38,6 +38,7 @@ LAYERS: list[dict[str, list[str]]] = [
     {
         "core": [
             "_policy",
+            "_actions",
             "policy",
             "_prompt",
             "_parts",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._actions import Activity, EndOfInput, TriggerMode
 from ._chain import Stage, run_chain
 from ._errors import (
     AudioFormatError,
@@ -58,7 +59,7 @@ from ._parts import (
     transcription,
     turn_complete,
 )
-from ._policy import Activity, EndOfInput, TriggerMode, TurnPolicy
+from ._policy import TurnPolicy
 from ._prompt import RollingPrompt
 from ._record import Recorder
 from ._session import LiveSession

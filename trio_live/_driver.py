@@ -30,11 +30,7 @@ from typing import Literal
 import attrs
 import trio
 
-from ._generation import Generation, GenerationOutput, heard_prefix
-from ._groups import raise_single
-from ._model import PromptStream, TurnModel
-from ._parts import TURN_STATS_MIMETYPE, Part, error_part, status_part
-from ._policy import (
+from ._actions import (
     AWAIT,
     BARGE_IN,
     CANCEL,
@@ -48,8 +44,12 @@ from ._policy import (
     Keep,
     Stash,
     TurnEnd,
-    TurnPolicy,
 )
+from ._generation import Generation, GenerationOutput, heard_prefix
+from ._groups import raise_single
+from ._model import PromptStream, TurnModel
+from ._parts import TURN_STATS_MIMETYPE, Part, error_part, status_part
+from ._policy import TurnPolicy
 from ._prompt import RollingPrompt
 from ._record import Recorder
 from ._stats import TurnStats

@@ -17,13 +17,14 @@ from typing import Literal, Self
 import attrs
 import trio
 
+from ._actions import EndOfInput, TriggerMode, end_of_input_mode, trigger_mode
 from ._checks import non_negative, one_of
 from ._driver import Driver
 from ._errors import SessionClosedError
 from ._groups import raise_single
 from ._model import TurnModel
 from ._parts import Part, is_plain
-from ._policy import EndOfInput, TriggerMode, TurnPolicy, end_of_input_mode, trigger_mode
+from ._policy import TurnPolicy
 from ._prompt import DEFAULT_MAX_PARTS, DEFAULT_WINDOW, RollingPrompt
 from ._record import Recorder
 from ._stats import SessionStatistics

@@ -17,8 +17,7 @@ the answer to keep (`Keep`) and the turn's closing markers. Misuse raises
 
 from __future__ import annotations
 
-from ._errors import PolicyError
-from ._policy import (
+from ._actions import (
     AWAIT,
     BARGE_IN,
     CANCEL,
@@ -38,8 +37,9 @@ from ._policy import (
     State,
     TriggerMode,
     TurnEnd,
-    TurnPolicy,
 )
+from ._errors import PolicyError
+from ._policy import TurnPolicy
 
 __all__ = [
     "AWAIT",
