@@ -50,6 +50,7 @@ LAYERS: list[dict[str, list[str]]] = [
             "_httpstatus",
             "_wav",
             "_replay_log",
+            "_replay_view",
         ]
     },
 ]

@@ -13,7 +13,7 @@ says where two conversations diverge.
 
 from __future__ import annotations
 
-from .._replay_log import RecordedCall, ReplayLog
+from .._replay_view import RecordedCall, ReplayLog
 from ._replay import (
     ReplayModel,
     assert_same_conversation,

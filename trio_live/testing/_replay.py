@@ -14,7 +14,7 @@ import trio.testing
 from .._errors import LiveError
 from .._model import PromptStream, TurnModel
 from .._parts import Part
-from .._replay_log import RecordedCall, ReplayLog, describe
+from .._replay_view import RecordedCall, ReplayLog, describe
 from .._session import LiveSession
 
 Timeline = list[tuple[float, Part]]
