@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import typing
 import weakref
 from collections.abc import Mapping
 from typing import Any, Final, Literal, TypeAlias
@@ -64,20 +65,7 @@ EventKind: TypeAlias = Literal[
     "output",
     "end",
 ]
-_KINDS: Final = frozenset(
-    {
-        "input",
-        "playback",
-        "input_end",
-        "call",
-        "prompt",
-        "prompt_end",
-        "model",
-        "call_end",
-        "output",
-        "end",
-    }
-)
+_KINDS: Final = frozenset(typing.get_args(EventKind))
 _WITH_PART: Final = frozenset({"input", "prompt", "model", "output"})
 _WITH_CALL: Final = frozenset({"call", "prompt", "prompt_end", "model", "call_end"})
 _OUTCOMES: Final = frozenset({"finished", "cancelled", "error"})
