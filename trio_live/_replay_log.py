@@ -65,7 +65,7 @@ EventKind: TypeAlias = Literal[
     "output",
     "end",
 ]
-_KINDS: Final = frozenset(typing.get_args(EventKind))
+_KINDS: Final[frozenset[EventKind]] = frozenset(typing.get_args(EventKind))
 _WITH_PART: Final = frozenset({"input", "prompt", "model", "output"})
 _WITH_CALL: Final = frozenset({"call", "prompt", "prompt_end", "model", "call_end"})
 _OUTCOMES: Final = frozenset({"finished", "cancelled", "error"})
