@@ -172,3 +172,150 @@ async def test_malformed_upgrades_are_answered_and_leave_nothing_behind() -> Non
             await back_to(server, baseline)
             await still_serves(port)
             assert server.statistics().refused == 200 * SCALE
+
+
+# --- protocol errors after a real handshake ---------------------------------------
+
+
+def frame(
+    opcode: int, payload: bytes = b"", *, fin: bool = True, mask: bool = True, rsv: int = 0
+) -> bytes:
+    """One websocket frame as a client sends it (masked unless told)."""
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    size = len(payload)
+    bit = 0x80 if mask else 0
+    if size < 126:
+        head += bytes([bit | size])
+    elif size < 1 << 16:
+        head += bytes([bit | 126]) + struct.pack("!H", size)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", size)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return struct.pack("!H", code) + reason
+
+
+class Frames:
+    """The server's frames, read from a raw socket."""
+
+    def __init__(self, sock: trio.socket.SocketType) -> None:
+        self.sock = sock
+        self.data = b""
+
+    async def _need(self, size: int) -> bool:
+        while len(self.data) < size:
+            chunk = await self.sock.recv(65536)
+            if not chunk:
+                return False
+            self.data += chunk
+        return True
+
+    async def next(self) -> tuple[int, bytes] | None:
+        """(opcode, payload) of the next frame, or None when the server closed TCP."""
+        if not await self._need(2):
+            return None
+        size = self.data[1] & 0x7F
+        start = 2
+        if size == 126:
+            await self._need(4)
+            size, start = struct.unpack("!H", self.data[2:4])[0], 4
+        elif size == 127:
+            await self._need(10)
+            size, start = struct.unpack("!Q", self.data[2:10])[0], 10
+        if not await self._need(start + size):
+            return None
+        opcode, payload = self.data[0] & 0x0F, self.data[start : start + size]
+        self.data = self.data[start + size :]
+        return opcode, payload
+
+    async def close_code(self) -> int | None:
+        """The code of the server's close frame (skipping other frames), or None."""
+        while (got := await self.next()) is not None:
+            opcode, payload = got
+            if opcode == 0x8:
+                return int(struct.unpack("!H", payload[:2])[0]) if payload else 1005
+        return None
+
+
+async def opened(port: int, query: str = "") -> tuple[trio.socket.SocketType, Frames]:
+    """A raw socket after a real handshake, and the server's first event read."""
+    sock = await raw(port)
+    await sock.send(upgrade(port, f"/ws{query}"))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = await sock.recv(1)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    frames = Frames(sock)
+    got = await frames.next()
+    assert got is not None
+    assert got[0] == 0x1
+    assert json.loads(got[1])["type"] == "ready"
+    return sock, frames
+
+
+PROTOCOL_ERRORS = [
+    ("invalid UTF-8 in a text frame", frame(0x1, b"\xff\xfe{}"), 1007),
+    ("invalid UTF-8 across fragments", frame(0x1, b"\xe2", fin=False) + frame(0x0, b"\x28"), 1007),
+    ("an unmasked client frame", frame(0x1, b"{}", mask=False), 1002),
+    ("a reserved bit set", frame(0x1, b"{}", rsv=4), 1002),
+    ("a reserved opcode", frame(0x3, b"x"), 1002),
+    ("a fragmented ping", frame(0x9, b"x", fin=False), 1002),
+    ("a ping over 125 bytes", frame(0x9, b"x" * 126), 1002),
+    ("a continuation with nothing to continue", frame(0x0, b"x"), 1002),
+    ("a new message inside a fragmented one", frame(0x1, b"a", fin=False) + frame(0x1, b"b"), 1002),
+    ("a close code never sent (1005)", frame(0x8, close_payload(1005)), 1002),
+    ("a close code out of range (999)", frame(0x8, close_payload(999)), 1002),
+    ("a close code out of range (5000)", frame(0x8, close_payload(5000)), 1002),
+    ("a close frame of one byte", frame(0x8, b"\x03"), 1002),
+    ("a close reason not UTF-8", frame(0x8, close_payload(1000, b"\xff")), 1007),
+]
+
+
+async def test_protocol_errors_are_answered_with_a_close_frame() -> None:
+    with trio.fail_after(TIMEOUT):
+        async with running(token="t") as (server, port):
+            await still_serves(port)
+            baseline = await idle_tasks(server)
+            for _ in range(SCALE):
+                for what, data, code in PROTOCOL_ERRORS:
+                    sock, frames = await opened(port, "?token=t")
+                    with sock:
+                        await sock.send(data)
+                        assert await frames.close_code() == code, what
+            await still_serves(port)
+            await back_to(server, baseline)
+
+
+async def test_pings_around_the_closing_handshake_do_not_crash_the_server() -> None:
+    # After a close frame (either side's), wsproto refuses to send a pong: the
+    # server must not answer a ping then, nor let the error escape.
+    with trio.fail_after(TIMEOUT):
+        async with running(idle_timeout=0.3) as (server, port):
+            await still_serves(port)
+            baseline = await idle_tasks(server)
+            for _ in range(3 * SCALE):
+                # The client's close and a ping in one packet.
+                sock, frames = await opened(port)
+                with sock:
+                    await sock.send(frame(0x8, close_payload(1000)) + frame(0x9, b"late"))
+                    assert await frames.close_code() == 1000
+                # The server closes (idle), the client pings before its close.
+                sock, frames = await opened(port)
+                with sock:
+                    assert await frames.close_code() == 4000
+                    await sock.send(frame(0x9, b"late") + frame(0x8, close_payload(1000)))
+                    assert await frames.next() is None
+                # A message over the size limit, then a ping, in one packet.
+                sock, frames = await opened(port)
+                with sock:
+                    await sock.send(frame(0x2, bytes(300_000)) + frame(0x9, b"late"))
+                    assert await frames.close_code() == 1009
+            await still_serves(port)
+            await back_to(server, baseline)

@@ -19,6 +19,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+from collections.abc import Generator
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import trio
 import trio_websocket
+import wsproto
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection, Event, Pong
 
 from .._checks import non_negative, positive
 from .._groups import raise_single
@@ -272,12 +276,16 @@ class WebServer:
         self, nursery: trio.Nursery, stream: trio.SocketStream, head: RequestHead
     ) -> trio_websocket.WebSocketConnection | None:
         """The accepted websocket, or None if the client went away first."""
+        # As `trio_websocket.wrap_server_stream`, with our wsproto connection.
+        wrapped = PrefixedStream(head.raw, stream, grace=self.config.close_grace)
+        connection = trio_websocket.WebSocketConnection(
+            wrapped,
+            _ServerWSConnection(wrapped),
+            max_message_size=self.config.limits.max_message_bytes,
+        )
+        nursery.start_soon(connection._reader_task)
         try:
-            request = await trio_websocket.wrap_server_stream(
-                nursery,
-                PrefixedStream(head.raw, stream),
-                max_message_size=self.config.limits.max_message_bytes,
-            )
+            request = await connection._get_request()
             chosen = SUBPROTOCOL if SUBPROTOCOL in request.proposed_subprotocols else None
             return await request.accept(subprotocol=chosen)
         except trio_websocket.ConnectionClosed:
@@ -352,6 +360,38 @@ class WebServer:
             with trio.move_on_after(self.config.close_grace) as scope:
                 scope.shield = True
                 await ws.aclose(code, reason)
+
+
+class _ServerWSConnection(wsproto.WSConnection):
+    """wsproto's server side, made to close a connection as RFC 6455 asks.
+
+    * A frame wsproto cannot parse (invalid UTF-8, an unmasked frame, a
+      reserved bit, a bad close code...) comes out of `events` as a
+      ``CloseConnection`` (1002 or 1007) while the connection is still open;
+      trio-websocket then closes TCP without a close frame. Here the close
+      frame is made at once (the connection is then closing) and left with
+      the stream, which sends it before it closes.
+    * Once a close frame was sent, wsproto refuses to send a pong (and
+      trio-websocket's reader task would fail on a ping): no pong is sent then.
+    """
+
+    def __init__(self, stream: PrefixedStream) -> None:
+        super().__init__(wsproto.ConnectionType.SERVER)
+        self._stream = stream
+
+    def events(self) -> Generator[Event, None, None]:
+        """The events of wsproto; a parse failure also leaves its close frame with the stream."""
+        for event in super().events():
+            if isinstance(event, CloseConnection) and self.state is ConnectionState.OPEN:
+                close = CloseConnection(code=event.code, reason=event.reason)
+                self._stream.last_words += self.send(close)
+            yield event
+
+    def send(self, event: Event) -> bytes:
+        """The bytes of ``event`` (none for a pong once the connection closes)."""
+        if isinstance(event, Pong) and self.state is not ConnectionState.OPEN:
+            return b""
+        return super().send(event)
 
 
 def _host_name(host: str) -> str:
