@@ -118,7 +118,7 @@ async def still_serves(port: int) -> None:
 
 async def test_refused_handshake_not_read_does_not_crash_the_server() -> None:
     with trio.fail_after(TIMEOUT):
-        async with running(token="t") as (server, port):
+        async with running(token="t", token_failures=10**6) as (server, port):
             await still_serves(port)
             baseline = await idle_tasks(server)
             for path in ["/ws", "/ws?token=wrong", "/other"] * (10 * SCALE):

@@ -46,6 +46,7 @@ from ._http import (
 )
 from ._http import static_files as _load_static
 from ._protocol import SUBPROTOCOL, Limits
+from ._ratelimit import FailureLimiter, retry_after_header
 
 # A client going away, at any point: it ends its own connection, nothing else.
 _GONE: Final = (
@@ -77,6 +78,9 @@ class ServerConfig:
             DNS-rebinding page cannot reach the server under its own name.
         token: if set, clients must send ``Authorization: Bearer <token>`` or
             ``?token=<token>`` in the websocket URL.
+        token_failures: failed token checks a peer address may make per
+            minute (a token bucket of that size); then it is refused with 429
+            and ``Retry-After`` until it may try again, whatever it sends.
         max_sessions: the most concurrent sessions; more are refused (503).
         limits: the message limits (`Limits`).
         budgets: how much input one client may send over time (`Budgets`);
@@ -102,6 +106,7 @@ class ServerConfig:
     allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     allowed_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     token: str | None = attrs.field(default=None, repr=False)
+    token_failures: int = attrs.field(default=10, validator=positive)
     max_sessions: int = attrs.field(default=16, validator=positive)
     limits: Limits = attrs.field(factory=Limits)
     budgets: Budgets = attrs.field(factory=Budgets)
@@ -150,9 +155,12 @@ class WebServer:
     _files: dict[str, tuple[str, bytes]] = attrs.field(init=False, factory=dict)
     _counters: ServerCounters = attrs.field(init=False, factory=ServerCounters)
     _bridge_config: BridgeConfig = attrs.field(init=False)
+    _token_failures: FailureLimiter = attrs.field(init=False)
+    _retry_after: float = attrs.field(init=False, default=0.0)
 
     def __attrs_post_init__(self) -> None:
         config = self.config
+        self._token_failures = FailureLimiter(failures=config.token_failures, period=60.0)
         self._bridge_config = BridgeConfig(
             limits=config.limits,
             audio_in_frames=config.audio_in_frames,
@@ -212,7 +220,7 @@ class WebServer:
                 with trio.move_on_at(deadline):
                     await _send_quietly(stream, file_response(self._files, head))
                 return
-            refusal = upgrade_refusal(head) or self._refusal(head)
+            refusal = upgrade_refusal(head) or self._refusal(head, _peer(stream))
             if refusal is not None:
                 # Refused before trio-websocket sees the connection: a client
                 # that never reads the answer only fails this send, and a
@@ -220,6 +228,8 @@ class WebServer:
                 self._counters.refused += 1
                 status, text = refusal
                 extra = [("sec-websocket-version", "13")] if status == 426 else []
+                if status == 429:
+                    extra = [("retry-after", retry_after_header(self._retry_after))]
                 answer = response(
                     status, f"{text}\n".encode(), content_type="text/plain", headers=extra
                 )
@@ -291,7 +301,7 @@ class WebServer:
         except trio_websocket.ConnectionClosed:
             return None
 
-    def _refusal(self, head: RequestHead) -> tuple[int, str] | None:
+    def _refusal(self, head: RequestHead, peer: str) -> tuple[int, str] | None:
         url = urlsplit(head.target)
         if url.path != WEBSOCKET_PATH:
             return 404, "no websocket here"
@@ -300,6 +310,13 @@ class WebServer:
             return 403, "origin not allowed"
         token = self.config.token
         if token is not None:
+            # An address that failed too often is refused before its token
+            # is checked: a guess cannot be tried while it is blocked.
+            now = trio.current_time()
+            wait = self._token_failures.retry_after(peer, now)
+            if wait is not None:
+                self._retry_after = wait
+                return 429, "too many failed token attempts: try again later"
             header = head.headers.get("authorization", "")
             # Either carries it: a wrong header does not hide a right query.
             given = [
@@ -307,6 +324,7 @@ class WebServer:
                 *parse_qs(url.query).get("token", []),
             ]
             if not any(hmac.compare_digest(g.encode(), token.encode()) for g in given):
+                self._token_failures.failed(peer, now)
                 return 401, "a valid token is required"
         if self._counters.active >= self.config.max_sessions:
             return 503, "too many sessions"
@@ -409,6 +427,15 @@ async def _cancel_when_cancelled(scope: trio.CancelScope) -> None:
         await trio.sleep_forever()
     finally:
         scope.cancel()
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    """The peer's address ("" if the socket has none any more)."""
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return ""
+    return str(address[0]) if isinstance(address, tuple) else str(address)
 
 
 async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:
