@@ -27,6 +27,7 @@ from trio_live.voice import VadStage, read_wav
 from trio_live.voice._stt import SpeechToText
 from trio_live.voice._stt_backends import Recognizer, load_recognizer
 from trio_live.web import Config, Limits, Pipeline, ServerConfig, WebServer
+from trio_live.web._ratelimit import FailureLimiter, retry_after_header
 
 Event = dict[str, Any]
 DATA = Path(__file__).parent / "data"
@@ -402,3 +403,65 @@ async def test_disconnect_cancels_the_model_request_on_the_server() -> None:
                 assert request.disconnected_at is not None
                 assert request.completed_at is None
                 assert len(request.sent) < 201
+
+
+async def test_failure_limiter_on_the_mock_clock(autojump_clock: trio.abc.Clock) -> None:
+    limiter = FailureLimiter(failures=3, period=60.0, max_peers=2)
+    for _ in range(3):
+        assert limiter.retry_after("a", trio.current_time()) is None
+        limiter.failed("a", trio.current_time())
+    # Empty: one token comes back every 20 s.
+    assert limiter.retry_after("a", trio.current_time()) == pytest.approx(20.0)
+    assert limiter.retry_after("b", trio.current_time()) is None  # per address
+    await trio.sleep(15)
+    assert limiter.retry_after("a", trio.current_time()) == pytest.approx(5.0)
+    await trio.sleep(5)
+    assert limiter.retry_after("a", trio.current_time()) is None
+    limiter.failed("a", trio.current_time())
+    assert limiter.retry_after("a", trio.current_time()) == pytest.approx(20.0)
+    # Refilled over a long pause, never beyond the bucket's size.
+    await trio.sleep(3600)
+    for _ in range(3):
+        limiter.failed("a", trio.current_time())
+    assert limiter.retry_after("a", trio.current_time()) is not None
+    # At most max_peers buckets: the one failed longest ago goes first.
+    limiter.failed("b", trio.current_time())
+    limiter.failed("c", trio.current_time())
+    assert len(limiter) == 2
+    assert limiter.retry_after("a", trio.current_time()) is None  # forgotten
+    assert retry_after_header(19.2) == "20"
+    assert retry_after_header(0.01) == "1"
+
+
+async def test_token_failures_are_rate_limited_per_address() -> None:
+    factory = sessions(ScriptedModel())
+    with trio.fail_after(10):
+        async with running(factory, token="s3cret", token_failures=3) as (server, port):
+            for _ in range(3):
+                assert await rejected(port, "?token=guess") == 401
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                await stream.send_all(
+                    b"GET /ws?token=s3cret HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    b"Sec-WebSocket-Version: 13\r\n\r\n"
+                )
+                data = b""
+                while chunk := await stream.receive_some():
+                    data += chunk
+            # Blocked: even the right token is refused, with when to come back.
+            assert data.startswith(b"HTTP/1.1 429 Too Many Requests\r\n")
+            assert b"\r\nretry-after: 20\r\n" in data
+            assert await rejected(port, "?token=guess") == 429
+            # Another address is not blocked (127.0.0.2 is loopback too).
+            sock = trio.socket.socket()
+            await sock.bind(("127.0.0.2", 0))
+            await sock.connect(("127.0.0.1", port))
+            other = trio.SocketStream(sock)
+            async with other, trio.open_nursery() as nursery:
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery, other, f"127.0.0.1:{port}", "/ws?token=s3cret"
+                )
+                assert (await receive(ws))["type"] == "ready"
+                await ws.aclose()
+            assert server.statistics().refused == 5

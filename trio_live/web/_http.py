@@ -77,11 +77,21 @@ async def read_head(stream: trio.abc.ReceiveStream, *, max_bytes: int) -> Reques
 
 
 class PrefixedStream(trio.abc.Stream):
-    """A stream that first returns ``prefix``, then whatever ``stream`` receives."""
+    """A stream that first returns ``prefix``, then whatever ``stream`` receives.
 
-    def __init__(self, prefix: bytes, stream: trio.abc.Stream) -> None:
+    Its `last_words`, if set, are sent just before it closes (within
+    ``grace`` seconds): the websocket library closes the stream on a frame it
+    cannot parse without a close frame, which the server then puts here.
+    """
+
+    def __init__(self, prefix: bytes, stream: trio.abc.Stream, *, grace: float = 1.0) -> None:
         self._prefix = prefix
         self._stream = stream
+        self._grace = grace
+        # The library serializes its own sends; this lock orders `last_words`
+        # after a send still under way.
+        self._send_lock = trio.Lock()
+        self.last_words = b""
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         """The prefix first, then the wrapped stream's data."""
@@ -94,7 +104,8 @@ class PrefixedStream(trio.abc.Stream):
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Send through the wrapped stream."""
-        await self._stream.send_all(data)
+        async with self._send_lock:
+            await self._stream.send_all(data)
 
     async def wait_send_all_might_not_block(self) -> None:
         """As the wrapped stream."""
@@ -108,8 +119,17 @@ class PrefixedStream(trio.abc.Stream):
             await trio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
-        """Close the wrapped stream."""
-        await self._stream.aclose()
+        """Send `last_words` if any (bounded in time), then close the wrapped stream."""
+        words, self.last_words = self.last_words, b""
+        try:
+            if words:
+                with trio.move_on_after(self._grace):
+                    async with self._send_lock:
+                        await self._stream.send_all(words)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await self._stream.aclose()
 
     @property
     def socket(self) -> object:

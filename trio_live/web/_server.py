@@ -19,6 +19,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+from collections.abc import Generator
 from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
@@ -26,6 +27,9 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import trio
 import trio_websocket
+import wsproto
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection, Event, Pong
 
 from .._checks import non_negative, positive
 from .._groups import raise_single
@@ -42,6 +46,7 @@ from ._http import (
 )
 from ._http import static_files as _load_static
 from ._protocol import SUBPROTOCOL, Limits
+from ._ratelimit import FailureLimiter, retry_after_header
 
 # A client going away, at any point: it ends its own connection, nothing else.
 _GONE: Final = (
@@ -73,6 +78,9 @@ class ServerConfig:
             DNS-rebinding page cannot reach the server under its own name.
         token: if set, clients must send ``Authorization: Bearer <token>`` or
             ``?token=<token>`` in the websocket URL.
+        token_failures: failed token checks a peer address may make per
+            minute (a token bucket of that size); then it is refused with 429
+            and ``Retry-After`` until it may try again, whatever it sends.
         max_sessions: the most concurrent sessions; more are refused (503).
         limits: the message limits (`Limits`).
         budgets: how much input one client may send over time (`Budgets`);
@@ -98,6 +106,7 @@ class ServerConfig:
     allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     allowed_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
     token: str | None = attrs.field(default=None, repr=False)
+    token_failures: int = attrs.field(default=10, validator=positive)
     max_sessions: int = attrs.field(default=16, validator=positive)
     limits: Limits = attrs.field(factory=Limits)
     budgets: Budgets = attrs.field(factory=Budgets)
@@ -146,9 +155,12 @@ class WebServer:
     _files: dict[str, tuple[str, bytes]] = attrs.field(init=False, factory=dict)
     _counters: ServerCounters = attrs.field(init=False, factory=ServerCounters)
     _bridge_config: BridgeConfig = attrs.field(init=False)
+    _token_failures: FailureLimiter = attrs.field(init=False)
+    _retry_after: float = attrs.field(init=False, default=0.0)
 
     def __attrs_post_init__(self) -> None:
         config = self.config
+        self._token_failures = FailureLimiter(failures=config.token_failures, period=60.0)
         self._bridge_config = BridgeConfig(
             limits=config.limits,
             audio_in_frames=config.audio_in_frames,
@@ -208,7 +220,7 @@ class WebServer:
                 with trio.move_on_at(deadline):
                     await _send_quietly(stream, file_response(self._files, head))
                 return
-            refusal = upgrade_refusal(head) or self._refusal(head)
+            refusal = upgrade_refusal(head) or self._refusal(head, _peer(stream))
             if refusal is not None:
                 # Refused before trio-websocket sees the connection: a client
                 # that never reads the answer only fails this send, and a
@@ -216,6 +228,8 @@ class WebServer:
                 self._counters.refused += 1
                 status, text = refusal
                 extra = [("sec-websocket-version", "13")] if status == 426 else []
+                if status == 429:
+                    extra = [("retry-after", retry_after_header(self._retry_after))]
                 answer = response(
                     status, f"{text}\n".encode(), content_type="text/plain", headers=extra
                 )
@@ -272,18 +286,22 @@ class WebServer:
         self, nursery: trio.Nursery, stream: trio.SocketStream, head: RequestHead
     ) -> trio_websocket.WebSocketConnection | None:
         """The accepted websocket, or None if the client went away first."""
+        # As `trio_websocket.wrap_server_stream`, with our wsproto connection.
+        wrapped = PrefixedStream(head.raw, stream, grace=self.config.close_grace)
+        connection = trio_websocket.WebSocketConnection(
+            wrapped,
+            _ServerWSConnection(wrapped),
+            max_message_size=self.config.limits.max_message_bytes,
+        )
+        nursery.start_soon(connection._reader_task)
         try:
-            request = await trio_websocket.wrap_server_stream(
-                nursery,
-                PrefixedStream(head.raw, stream),
-                max_message_size=self.config.limits.max_message_bytes,
-            )
+            request = await connection._get_request()
             chosen = SUBPROTOCOL if SUBPROTOCOL in request.proposed_subprotocols else None
             return await request.accept(subprotocol=chosen)
         except trio_websocket.ConnectionClosed:
             return None
 
-    def _refusal(self, head: RequestHead) -> tuple[int, str] | None:
+    def _refusal(self, head: RequestHead, peer: str) -> tuple[int, str] | None:
         url = urlsplit(head.target)
         if url.path != WEBSOCKET_PATH:
             return 404, "no websocket here"
@@ -292,6 +310,13 @@ class WebServer:
             return 403, "origin not allowed"
         token = self.config.token
         if token is not None:
+            # An address that failed too often is refused before its token
+            # is checked: a guess cannot be tried while it is blocked.
+            now = trio.current_time()
+            wait = self._token_failures.retry_after(peer, now)
+            if wait is not None:
+                self._retry_after = wait
+                return 429, "too many failed token attempts: try again later"
             header = head.headers.get("authorization", "")
             # Either carries it: a wrong header does not hide a right query.
             given = [
@@ -299,6 +324,7 @@ class WebServer:
                 *parse_qs(url.query).get("token", []),
             ]
             if not any(hmac.compare_digest(g.encode(), token.encode()) for g in given):
+                self._token_failures.failed(peer, now)
                 return 401, "a valid token is required"
         if self._counters.active >= self.config.max_sessions:
             return 503, "too many sessions"
@@ -354,6 +380,38 @@ class WebServer:
                 await ws.aclose(code, reason)
 
 
+class _ServerWSConnection(wsproto.WSConnection):
+    """wsproto's server side, made to close a connection as RFC 6455 asks.
+
+    * A frame wsproto cannot parse (invalid UTF-8, an unmasked frame, a
+      reserved bit, a bad close code...) comes out of `events` as a
+      ``CloseConnection`` (1002 or 1007) while the connection is still open;
+      trio-websocket then closes TCP without a close frame. Here the close
+      frame is made at once (the connection is then closing) and left with
+      the stream, which sends it before it closes.
+    * Once a close frame was sent, wsproto refuses to send a pong (and
+      trio-websocket's reader task would fail on a ping): no pong is sent then.
+    """
+
+    def __init__(self, stream: PrefixedStream) -> None:
+        super().__init__(wsproto.ConnectionType.SERVER)
+        self._stream = stream
+
+    def events(self) -> Generator[Event, None, None]:
+        """The events of wsproto; a parse failure also leaves its close frame with the stream."""
+        for event in super().events():
+            if isinstance(event, CloseConnection) and self.state is ConnectionState.OPEN:
+                close = CloseConnection(code=event.code, reason=event.reason)
+                self._stream.last_words += self.send(close)
+            yield event
+
+    def send(self, event: Event) -> bytes:
+        """The bytes of ``event`` (none for a pong once the connection closes)."""
+        if isinstance(event, Pong) and self.state is not ConnectionState.OPEN:
+            return b""
+        return super().send(event)
+
+
 def _host_name(host: str) -> str:
     """The name or address of a ``Host`` header, without the port or brackets."""
     host = host.strip().lower()
@@ -369,6 +427,15 @@ async def _cancel_when_cancelled(scope: trio.CancelScope) -> None:
         await trio.sleep_forever()
     finally:
         scope.cancel()
+
+
+def _peer(stream: trio.SocketStream) -> str:
+    """The peer's address ("" if the socket has none any more)."""
+    try:
+        address = stream.socket.getpeername()
+    except OSError:
+        return ""
+    return str(address[0]) if isinstance(address, tuple) else str(address)
 
 
 async def _send_quietly(stream: trio.SocketStream, data: bytes) -> None:
