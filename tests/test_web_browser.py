@@ -130,7 +130,7 @@ async def test_page_in_chromium_with_a_fake_microphone(tmp_path: Path) -> None:
     sessions: list[LiveSession] = []
 
     def factory(config: Config) -> Pipeline:
-        session = LiveSession(model, model_errors="report", emit_stats=True)
+        session = LiveSession(model, model_errors="report", emit_stats=True, emit_activity=True)
         sessions.append(session)
         return Pipeline(
             session=session,
