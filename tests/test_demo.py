@@ -292,9 +292,11 @@ async def test_the_player_sets_the_echo_guard_while_it_plays(
     guard: list[tuple[float, bool]] = []
 
     async def watch() -> None:
-        for _ in range(8):  # every 0.5 s, between the chunk boundaries
+        # Looks between the chunk boundaries (whole seconds), never on one.
+        await trio.sleep(0.4)
+        for _ in range(8):
+            guard.append((round(trio.current_time() - start, 6), vad.model_speaking))
             await trio.sleep(0.5)
-            guard.append((trio.current_time() - start, vad.model_speaking))
 
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
@@ -311,13 +313,13 @@ async def test_the_player_sets_the_echo_guard_while_it_plays(
             await trio.sleep(0.01)
             assert vad.model_speaking is False  # at once on interrupted
     assert guard == [
-        (0.5, True),
-        (1.0, True),  # one chunk ends as the next starts: the guard stays on
-        (1.5, True),
-        (2.0, False),  # played to its end
-        (2.5, False),
-        (3.0, True),  # turn 2 plays
-        (3.5, False),  # interrupted at 3.25
-        (4.0, False),
+        (0.4, True),
+        (0.9, True),
+        (1.4, True),  # the second chunk of turn 1
+        (1.9, True),
+        (2.4, False),  # turn 1 played to its end at 2.0
+        (2.9, True),  # turn 2 plays from 2.75
+        (3.4, False),  # interrupted at 3.25
+        (3.9, False),
     ]
     assert reports.seen == [(1, 5, False), (1, 12, False), (1, 12, True)]
