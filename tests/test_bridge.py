@@ -427,6 +427,54 @@ async def test_echo_guard_off_after_the_audio_could_play(autojump_clock: trio.ab
     assert off_at == on_at + 0.125 + 0.125 + 0.1
 
 
+async def test_options_switch_speech_off_and_on_in_the_same_session(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    made: list[RecordingSession] = []
+
+    def factory(config: Config) -> Pipeline:
+        made.append(RecordingSession(ScriptedModel(["One", "Two", "Three"])))
+        return Pipeline(session=made[-1], after=[FakeSpeech()])
+
+    async with bridged(factory) as client:
+        await client.receive()
+        audio = []
+        for tts, text in [(True, "a"), (False, "b"), (True, "c")]:
+            await client.send(type="options", tts=tts)
+            await client.send(type="text", text=text)
+            seen: list[Event] = []
+            done = await client.until("turn_complete", seen)
+            audio.append([e["turn"] for e in seen if e.get("type") == "audio"])
+            assert done["turn"] == len(audio)
+    assert audio == [[1], [], [3]]
+    assert len(made) == 1  # one session throughout
+    # Unspoken, the shown text counts as heard: "Two" in full.
+    assert (2, 3, False) in made[0].reports
+
+
+async def test_echo_guard_off_for_a_headset(autojump_clock: trio.abc.Clock) -> None:
+    vad = FakeVad()
+    model = ScriptedModel([["one", *[" two"] * 50], "Again", "More"], part_delay=0.02)
+    async with bridged(guarded(vad, model), echo_tail=60) as client:
+        await client.receive()
+        await client.send(type="text", text="talk")
+        seen: list[Event] = []
+        await client.until("audio", seen)
+        assert vad.model_speaking is True
+        await client.send(type="options", echo_guard=False)
+        await client.sync(seen)
+        assert vad.model_speaking is False  # off at once
+        await client.until("turn_complete", seen)
+        await client.send(type="text", text="again")
+        await client.until("turn_complete", seen)
+        assert vad.model_speaking is False  # audio was sent, the guard stayed off
+        await client.send(type="options", echo_guard=True)
+        await client.send(type="text", text="more")
+        await client.until("audio", seen)
+        assert vad.model_speaking is True
+    assert [value for value, _ in vad.history] == [True, False, True]
+
+
 # --- slow peers: what is dropped, what is kept --------------------------------
 
 

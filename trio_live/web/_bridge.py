@@ -54,6 +54,7 @@ from ._budget import Budgets, InputMeter
 from ._protocol import (
     Config,
     Limits,
+    Options,
     Outgoing,
     OverBudget,
     Playback,
@@ -259,6 +260,12 @@ class Bridge:
             if isinstance(decoded, Playback):
                 self._playback.report(decoded.turn, decoded.chars, finished=decoded.finished)
                 continue
+            if isinstance(decoded, Options):
+                if decoded.tts is not None:
+                    self._tts = decoded.tts
+                if decoded.echo_guard is not None:
+                    self._playback.echo_guard = decoded.echo_guard
+                continue
             for part in input_parts(decoded):
                 if is_audio(part):
                     self.audio_in.put_audio(part)
@@ -332,9 +339,18 @@ class Bridge:
                 for item in output_events(part, counters=counters):
                     if not item.droppable:
                         await self._emit(item)
-                    elif self._tts and not self.audio_out.closed:
+                    elif not self._tts:
+                        # Not spoken: the answer's text, shown, counts as heard.
+                        self._heard_unspoken(part)
+                    elif not self.audio_out.closed:
                         self.audio_out.put_audio(item)
                         self._playback.part_sent(part)
+
+    def _heard_unspoken(self, part: Part) -> None:
+        assert self._playback is not None
+        turn, chars = part.metadata.get("turn"), part.metadata.get("spoken_chars")
+        if isinstance(turn, int) and isinstance(chars, int) and chars >= 0:
+            self._playback.report(turn, chars)
 
     async def _write(self) -> None:
         while True:
