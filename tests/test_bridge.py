@@ -24,17 +24,11 @@ from trio_live import (
     Part,
     SpeechError,
     audio_part,
-    end_of_turn,
-    interrupted,
     is_text,
-    start_of_speech,
-    text_part,
-    transcription,
-    turn_complete,
 )
 from trio_live.testing import ScriptedModel
 from trio_live.web import Budgets, Config, Pipeline
-from trio_live.web._bridge import Bridge, BridgeConfig, ServerCounters, VisibleState
+from trio_live.web._bridge import Bridge, BridgeConfig, ServerCounters
 
 Event = dict[str, Any]
 FRAME = 640  # 20 ms of 16 kHz PCM16
@@ -133,9 +127,13 @@ async def bridged(
         nursery.cancel_scope.cancel()
 
 
-def sessions(model: Any, *, after: list[Any] | None = None) -> Callable[[Config], Pipeline]:
+def sessions(
+    model: Any, *, after: list[Any] | None = None, **options: Any
+) -> Callable[[Config], Pipeline]:
+    options = {"emit_activity": True, **options}
+
     def factory(config: Config) -> Pipeline:
-        session = LiveSession(model, model_errors="report", emit_stats=True)
+        session = LiveSession(model, model_errors="report", emit_stats=True, **options)
         return Pipeline(session=session, after=after or [])
 
     return factory
@@ -157,9 +155,10 @@ async def test_typed_turn(autojump_clock: trio.abc.Clock) -> None:
         assert done == {"type": "turn_complete", "turn": 1}
         texts = "".join(e["text"] for e in seen if e["type"] == "text")
         assert texts == "You said: hello there"
+        metrics = await client.until("metrics", seen)
+        await client.sync(seen)
         states = [e["state"] for e in seen if e["type"] == "state"]
         assert states == ["thinking", "speaking", "listening"]
-        metrics = await client.until("metrics", seen)
         assert metrics["turn"] == 1
         assert metrics["cancelled"] is False
         assert metrics["dropped_audio_in"] == metrics["dropped_audio_out"] == 0
@@ -182,21 +181,31 @@ async def test_barge_in_interrupts_the_answer(autojump_clock: trio.abc.Clock) ->
         assert await client.until("text", seen) == {"type": "text", "turn": 2, "text": "again"}
 
 
-def test_visible_state() -> None:
-    state = VisibleState()
-    model = text_part("hi", role="model").with_metadata(turn=1)
-    assert state.input(text_part("typed")) is None
-    assert state.input(end_of_turn()) == "thinking"
-    assert state.output(model) == "speaking"
-    assert state.output(model) is None  # no change, no event
-    assert state.input(start_of_speech()) == "listening"
-    # Output of turn 1 while turn 2 is asked for does not show as speaking.
-    assert state.input(transcription("more", final=True)) == "thinking"
-    assert state.output(model) is None
-    assert state.output(turn_complete().with_metadata(turn=1)) is None
-    assert state.output(interrupted().with_metadata(turn=2)) is None
-    assert state.output(text_part("x", role="model").with_metadata(turn=2)) == "speaking"
-    assert state.output(turn_complete().with_metadata(turn=2)) == "listening"
+async def test_the_state_is_the_sessions_activity(autojump_clock: trio.abc.Clock) -> None:
+    # With playback tracking the session stays "speaking" until the answer has
+    # played: the state follows the session, not the bridge's own guess.
+    factory = sessions(ScriptedModel(), after=[FakeSpeech()], track_playback=True)
+    async with bridged(factory) as client:
+        await client.receive()
+        await client.send(type="text", text="hello")
+        seen: list[Event] = []
+        await client.until("turn_complete", seen)
+        await client.sync(seen)
+        assert [e["state"] for e in seen if e.get("type") == "state"] == ["thinking", "speaking"]
+        await client.send(type="playback", turn=1, chars=5, finished=True)
+        assert await client.until("state", seen) == {"type": "state", "state": "listening"}
+    # The raw activity parts never reach the client.
+    assert all(set(e) != {"activity", "turn"} and e.get("type") for e in seen if "binary" not in e)
+
+
+async def test_without_emit_activity_no_state_events(autojump_clock: trio.abc.Clock) -> None:
+    async with bridged(sessions(ScriptedModel(), emit_activity=False)) as client:
+        await client.receive()
+        await client.send(type="text", text="hello")
+        seen: list[Event] = []
+        await client.until("turn_complete", seen)
+        await client.sync(seen)
+    assert [e for e in seen if e["type"] == "state"] == []
 
 
 # --- malformed input -----------------------------------------------------------
@@ -416,6 +425,54 @@ async def test_echo_guard_off_after_the_audio_could_play(autojump_clock: trio.ab
     assert (on, off) == (True, False)
     # Both chunks were sent at once: they play one after the other, then the tail.
     assert off_at == on_at + 0.125 + 0.125 + 0.1
+
+
+async def test_options_switch_speech_off_and_on_in_the_same_session(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    made: list[RecordingSession] = []
+
+    def factory(config: Config) -> Pipeline:
+        made.append(RecordingSession(ScriptedModel(["One", "Two", "Three"])))
+        return Pipeline(session=made[-1], after=[FakeSpeech()])
+
+    async with bridged(factory) as client:
+        await client.receive()
+        audio = []
+        for tts, text in [(True, "a"), (False, "b"), (True, "c")]:
+            await client.send(type="options", tts=tts)
+            await client.send(type="text", text=text)
+            seen: list[Event] = []
+            done = await client.until("turn_complete", seen)
+            audio.append([e["turn"] for e in seen if e.get("type") == "audio"])
+            assert done["turn"] == len(audio)
+    assert audio == [[1], [], [3]]
+    assert len(made) == 1  # one session throughout
+    # Unspoken, the shown text counts as heard: "Two" in full.
+    assert (2, 3, False) in made[0].reports
+
+
+async def test_echo_guard_off_for_a_headset(autojump_clock: trio.abc.Clock) -> None:
+    vad = FakeVad()
+    model = ScriptedModel([["one", *[" two"] * 50], "Again", "More"], part_delay=0.02)
+    async with bridged(guarded(vad, model), echo_tail=60) as client:
+        await client.receive()
+        await client.send(type="text", text="talk")
+        seen: list[Event] = []
+        await client.until("audio", seen)
+        assert vad.model_speaking is True
+        await client.send(type="options", echo_guard=False)
+        await client.sync(seen)
+        assert vad.model_speaking is False  # off at once
+        await client.until("turn_complete", seen)
+        await client.send(type="text", text="again")
+        await client.until("turn_complete", seen)
+        assert vad.model_speaking is False  # audio was sent, the guard stayed off
+        await client.send(type="options", echo_guard=True)
+        await client.send(type="text", text="more")
+        await client.until("audio", seen)
+        assert vad.model_speaking is True
+    assert [value for value, _ in vad.history] == [True, False, True]
 
 
 # --- slow peers: what is dropped, what is kept --------------------------------

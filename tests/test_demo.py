@@ -8,9 +8,22 @@ import pytest
 import trio
 import trio.testing
 
-from trio_live import Part, is_end_of_speech, is_text, text_part, transcription
+from trio_live import (
+    Part,
+    audio_part,
+    is_end_of_speech,
+    is_text,
+    text_part,
+    transcription,
+    turn_complete,
+)
+from trio_live import (
+    interrupted as interrupted_part,
+)
+from trio_live._cli._demo_log import DemoLog
 from trio_live._cli.demo import (
     Line,
+    Player,
     add_arguments,
     load_conversation,
     microphone_track,
@@ -22,7 +35,7 @@ from trio_live._errors import ModelError
 from trio_live._model import PromptStream
 from trio_live._prompt import RollingPrompt
 from trio_live.testing import ScriptedModel
-from trio_live.voice import EspeakTts, duration, read_wav
+from trio_live.voice import EspeakTts, VadStage, duration, read_wav
 
 STORY = (
     "Once upon a time a small cat lived in a quiet house. Every morning she sat by the"
@@ -248,3 +261,65 @@ def test_serve_uses_the_demos_short_english_answers_for_the_local_model() -> Non
     model = voice_model(args)
     assert isinstance(model, LocalModel)
     assert (model.system_instruction, model.repeat_penalty) == (SYSTEM, REPEAT_PENALTY)
+
+
+# --- the player: playback reports and the echo guard -------------------------
+
+
+@attrs.define(eq=False)
+class Reports:
+    """Stands in for the session: records the playback reports."""
+
+    seen: list[tuple[int, int, bool]] = attrs.field(factory=list)
+
+    def report_playback(self, turn: int, chars: int, *, finished: bool = False) -> None:
+        self.seen.append((turn, chars, finished))
+
+
+def speech(seconds: float, *, turn: int, spoken_chars: int) -> Part:
+    pcm = bytes(round(seconds * 16000) * 2)
+    part = audio_part(pcm, rate=16000).replace(role="model")
+    return part.with_metadata(turn=turn, spoken_chars=spoken_chars)
+
+
+async def test_the_player_sets_the_echo_guard_while_it_plays(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    reports = Reports()
+    vad = VadStage()
+    player = Player(session=reports, vad=vad, log=DemoLog(write=lambda text: None))  # type: ignore[arg-type]
+    send, receive = trio.open_memory_channel[Part](16)
+    guard: list[tuple[float, bool]] = []
+
+    async def watch() -> None:
+        # Looks between the chunk boundaries (whole seconds), never on one.
+        await trio.sleep(0.4)
+        for _ in range(8):
+            guard.append((round(trio.current_time() - start, 6), vad.model_speaking))
+            await trio.sleep(0.5)
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(player.run, receive)
+        nursery.start_soon(watch)
+        async with send:
+            await send.send(speech(1.0, turn=1, spoken_chars=5))
+            await send.send(speech(1.0, turn=1, spoken_chars=12))
+            await send.send(turn_complete().with_metadata(turn=1))
+            await trio.sleep(2.75)
+            await send.send(speech(1.0, turn=2, spoken_chars=4))
+            await trio.sleep(0.5)
+            await send.send(interrupted_part().with_metadata(turn=2))
+            await trio.sleep(0.01)
+            assert vad.model_speaking is False  # at once on interrupted
+    assert guard == [
+        (0.4, True),
+        (0.9, True),
+        (1.4, True),  # the second chunk of turn 1
+        (1.9, True),
+        (2.4, False),  # turn 1 played to its end at 2.0
+        (2.9, True),  # turn 2 plays from 2.75
+        (3.4, False),  # interrupted at 3.25
+        (3.9, False),
+    ]
+    assert reports.seen == [(1, 5, False), (1, 12, False), (1, 12, True)]

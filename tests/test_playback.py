@@ -205,3 +205,25 @@ async def test_a_finished_report_commits_the_whole_answer(autojump_clock: trio.a
         assert texts(session.history()) == ["q"]  # generated, not heard yet
         tracker.report(1, tracker.heard(1), finished=True)
         assert texts(session.history()) == ["q", "a", "b"]
+
+
+async def test_echo_guard_switched_off_and_on(autojump_clock: trio.abc.Clock) -> None:
+    vad = Vad()
+    tracker = PlaybackTracker(Recording(ScriptedModel()), stages=[vad], tail=0.0)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tracker.run)
+        start = trio.current_time()
+        tracker.audio_sent(1, 5.0)
+        await trio.sleep(1)
+        tracker.echo_guard = False  # a headset: off at once
+        assert not tracker.active
+        tracker.audio_sent(1, 5.0)
+        tracker.audio_sent(2, 5.0)
+        assert vad.model_speaking is False
+        await trio.sleep(1)
+        tracker.echo_guard = True
+        tracker.audio_sent(3, 1.0)
+        await trio.sleep(5)
+        nursery.cancel_scope.cancel()
+    assert tracker.echo_guard is True
+    assert vad.history == [(True, start), (False, start + 1), (True, start + 2), (False, start + 3)]

@@ -3,8 +3,9 @@
 Chromium is driven over the DevTools protocol with trio-websocket (no
 WebDriver). The page starts its microphone by itself (``?autostart=1``);
 Chromium feeds it ``tests/data/hello.wav`` once; the server runs the real
-voice pipeline (VAD, speech to text, espeak-ng) around a scripted model. A
-screenshot is saved under ``test-artifacts/``.
+voice pipeline (VAD, speech to text, espeak-ng) around a scripted model.
+Screenshots of the page are saved as ``docs/page-idle.png`` and
+``docs/page-answer.png``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from trio_live.web import Config, Pipeline, ServerConfig, WebServer
 ROOT = Path(__file__).parent.parent
 HELLO = Path(__file__).parent / "data" / "hello.wav"
 ARTIFACTS = ROOT / "test-artifacts"
+DOCS = ROOT / "docs"
 ANSWER = "It is sunny in the browser today."
 CHROMIUM_FLAGS = [
     "--headless",
@@ -124,13 +126,33 @@ async def chromium(profile: Path, log: Path) -> AsyncIterator[DevTools]:
                     await process.wait()
 
 
+async def until(tools: DevTools, expression: str, seconds: float = 20) -> Any:
+    """Evaluate ``expression`` every 50 ms until it is truthy; its value (None on time out)."""
+    with trio.move_on_after(seconds):
+        while not (value := await tools.evaluate(expression)):  # noqa: ASYNC110
+            await trio.sleep(0.05)
+        return value
+    return None
+
+
+async def screenshot(tools: DevTools, path: Path) -> None:
+    shot = await tools.call("Page.captureScreenshot", format="png")
+    await trio.Path(path).write_bytes(base64.b64decode(shot["data"]))
+
+
+def text_of(element: str) -> str:
+    return f"document.getElementById('{element}').innerText"
+
+
 async def test_page_in_chromium_with_a_fake_microphone(tmp_path: Path) -> None:
     recognizer = await trio.to_thread.run_sync(load_recognizer, "auto")
     model = ScriptedModel([ANSWER, "And it is typed."])
     sessions: list[LiveSession] = []
 
     def factory(config: Config) -> Pipeline:
-        session = LiveSession(model, model_errors="report", emit_stats=True)
+        session = LiveSession(
+            model, model_errors="report", emit_stats=True, emit_activity=True, track_playback=True
+        )
         sessions.append(session)
         return Pipeline(
             session=session,
@@ -140,49 +162,72 @@ async def test_page_in_chromium_with_a_fake_microphone(tmp_path: Path) -> None:
 
     server = WebServer(factory, ServerConfig(port=0))
     ARTIFACTS.mkdir(exist_ok=True)
-    with trio.fail_after(60):
+    with trio.fail_after(90):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(server.serve)
             async with chromium(tmp_path / "profile", ARTIFACTS / "chromium.log") as tools:
                 await tools.call("Page.enable")
                 await tools.call("Runtime.enable")
-                await tools.call("Page.navigate", url=f"http://127.0.0.1:{port}/?autostart=1")
+                await tools.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+                connected = await until(
+                    tools,
+                    f"{text_of('connection')}.startsWith('connected') && {text_of('connection')}",
+                )
+                # Nothing happened yet: idle, and a hint in the empty transcript.
+                idle_state = await tools.evaluate(text_of("state"))
+                hint = await tools.evaluate(text_of("conversation"))
+                await screenshot(tools, DOCS / "page-idle.png")
+                # Every state the badge shows, recorded by the page itself.
+                await tools.evaluate(
+                    "window.states = [];"
+                    "new MutationObserver(() => states.push(document.getElementById('state')"
+                    ".textContent)).observe(document.getElementById('state'), {childList: true})"
+                )
+                await tools.evaluate("document.getElementById('mic').click()")
+                listening = await until(tools, f"{text_of('state')} === 'listening'", 10)
                 text = ""
                 with trio.move_on_after(40):
                     while ANSWER not in text or "weather" not in text.lower():
-                        await trio.sleep(0.2)
-                        text = (
-                            await tools.evaluate(
-                                "document.getElementById('conversation').innerText"
-                            )
-                            or ""
-                        )
+                        await trio.sleep(0.1)
+                        text = await tools.evaluate(text_of("conversation")) or ""
+                # While the answer plays, its unheard rest is dimmed.
+                unheard = await until(
+                    tools, "[...document.querySelectorAll('.unheard')].some(e => e.textContent)", 5
+                )
+                await until(tools, f"{text_of('state')} === 'listening'", 20)
+                await screenshot(tools, DOCS / "page-answer.png")
+                states = await tools.evaluate("states")
                 # A typed turn, through the page's form.
                 await tools.evaluate(
                     "document.getElementById('text').value = 'Type to me';"
                     "document.getElementById('typed').requestSubmit()"
                 )
-                with trio.move_on_after(10):
-                    while "And it is typed." not in text:
-                        await trio.sleep(0.2)
-                        text = (
-                            await tools.evaluate(
-                                "document.getElementById('conversation').innerText"
-                            )
-                            or ""
-                        )
-                await trio.sleep(0.3)  # let the latency labels settle for the picture
-                shot = await tools.call("Page.captureScreenshot", format="png")
-                (ARTIFACTS / "web-page.png").write_bytes(base64.b64decode(shot["data"]))
-                errors = await tools.evaluate("document.getElementById('errors').innerText")
-                connection = await tools.evaluate("document.getElementById('connection').innerText")
+                await until(tools, f"{text_of('conversation')}.includes('And it is typed.')", 10)
+                text = await tools.evaluate(text_of("conversation"))
+                errors = await tools.evaluate(text_of("errors"))
+                # Too big a message: the server closes with 1009, the page says why.
+                await tools.evaluate(
+                    "document.getElementById('text').value = 'x'.repeat(300000);"
+                    "document.getElementById('typed').requestSubmit()"
+                )
+                status = text_of("connection")
+                closed = await until(tools, f"{status}.startsWith('disconnected') && {status}")
             nursery.cancel_scope.cancel()
+    assert connected == "connected · session 1 · protocol v1"
+    assert idle_state == "idle"
+    assert "Start the microphone and speak" in hint
+    assert listening, "the badge did not turn to listening with the microphone on"
     assert "weather" in text.lower(), text  # the transcript of the spoken question
     assert ANSWER in text, text  # the model's answer to it
     assert "Type to me" in text, text
     assert "And it is typed." in text, text
-    assert "connected" in connection
+    assert "Start the microphone" not in text  # the hint is gone
+    # The badge follows the session: listening, thinking, speaking (while it plays), listening.
+    shown = [state for i, state in enumerate(states) if i == 0 or states[i - 1] != state]
+    assert shown[:4] == ["listening", "thinking", "speaking", "listening"], states
+    assert unheard, "the unheard rest of the answer was never shown dimmed"
     assert errors == ""
+    assert closed == "disconnected (1009: a message was too big), retrying…"
     # The spoken turn reached the model as a final transcription.
     first_prompt = " ".join(p.text for p in model.prompts[0] if p.mimetype == "text/plain")
     assert "weather" in first_prompt.lower()

@@ -35,6 +35,7 @@ from trio_live.web import (
     Limits,
     MalformedMessage,
     MessageTooLarge,
+    Options,
     Playback,
     TextInput,
     UnknownMessageType,
@@ -64,6 +65,13 @@ def _json(message: dict[str, Any]) -> str:
         (_json({"type": "end_of_turn"}), EndOfTurn()),
         (_json({"type": "interrupt"}), Interrupt()),
         (_json({"type": "playback", "turn": 2, "chars": 17}), Playback(turn=2, chars=17)),
+        (_json({"type": "options", "tts": False}), Options(tts=False)),
+        (_json({"type": "options", "echo_guard": False}), Options(echo_guard=False)),
+        (
+            _json({"type": "options", "tts": True, "echo_guard": True}),
+            Options(tts=True, echo_guard=True),
+        ),
+        (_json({"type": "options"}), Options()),
         (_json({"type": "config"}), Config(version=PROTOCOL_VERSION, tts=True)),
         (
             _json({"type": "config", "version": 1, "tts": False, "sample_rate": 16000}),
@@ -91,6 +99,8 @@ def test_decode_valid(message: str | bytes, expected: object) -> None:
         (_json({"type": "text", "text": 5}), MalformedMessage, "bad_message"),
         (_json({"type": "text", "text": "x", "end_of_turn": 1}), MalformedMessage, "bad_message"),
         (_json({"type": "playback", "turn": 1}), MalformedMessage, "bad_message"),
+        (_json({"type": "options", "tts": 1}), MalformedMessage, "bad_message"),
+        (_json({"type": "options", "echo_guard": None}), MalformedMessage, "bad_message"),
         (_json({"type": "playback", "turn": 1, "chars": -1}), MalformedMessage, "bad_message"),
         (_json({"type": "playback", "turn": True, "chars": 1}), MalformedMessage, "bad_message"),
         (_json({"type": "playback", "turn": 1.5, "chars": 1}), MalformedMessage, "bad_message"),
@@ -145,6 +155,7 @@ def test_input_parts() -> None:
     assert is_end_of_speech(end)
     assert input_parts(Config()) == []
     assert input_parts(Playback(turn=1, chars=2)) == []
+    assert input_parts(Options(tts=False)) == []
 
 
 def _events(part: Any) -> list[dict[str, Any]]:

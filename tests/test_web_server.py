@@ -47,7 +47,7 @@ async def running(
 
 def sessions(model: Any, *, after: list[Any] | None = None) -> Callable[[Config], Pipeline]:
     def factory(config: Config) -> Pipeline:
-        session = LiveSession(model, model_errors="report", emit_stats=True)
+        session = LiveSession(model, model_errors="report", emit_stats=True, emit_activity=True)
         return Pipeline(session=session, after=after or [])
 
     return factory
@@ -133,9 +133,10 @@ async def test_typed_turn() -> None:
             assert done == {"type": "turn_complete", "turn": 1}
             texts = "".join(e["text"] for e in seen if e["type"] == "text")
             assert texts == "You said: hello there"
+            metrics = await until(ws, "metrics", seen)
+            # The session shows "listening" once the turn is over: after turn_complete.
             states = [e["state"] for e in seen if e["type"] == "state"]
             assert states == ["thinking", "speaking", "listening"]
-            metrics = await until(ws, "metrics", seen)
             assert metrics["turn"] == 1
             assert metrics["cancelled"] is False
             assert metrics["time_to_first_output"] >= 0

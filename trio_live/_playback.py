@@ -65,6 +65,7 @@ class PlaybackTracker:
     _played_until: float = attrs.field(init=False, default=-math.inf)
     _heard: tuple[int, int] = attrs.field(init=False, default=(-1, 0))
     _changed: trio.Event = attrs.field(init=False, factory=trio.Event)
+    _guarding: bool = attrs.field(init=False, default=True)
 
     def __attrs_post_init__(self) -> None:
         self._targets = [stage for stage in self.stages if isinstance(stage, _Guarded)]
@@ -74,6 +75,21 @@ class PlaybackTracker:
         """True while the echo guard is on (never without a stage to drive)."""
         return self._turn is not None
 
+    @property
+    def echo_guard(self) -> bool:
+        """Whether the tracker drives the echo guard (False: a headset, say).
+
+        Turned off, the guard goes off at once and stays off; turned on, it
+        comes on with the next speech audio sent.
+        """
+        return self._guarding
+
+    @echo_guard.setter
+    def echo_guard(self, value: bool) -> None:
+        self._guarding = value
+        if not value and self.active:
+            self._clear()
+
     def heard(self, turn: int) -> int:
         """The most characters of ``turn`` reported heard (0 for none, or an older turn)."""
         last, chars = self._heard
@@ -81,7 +97,7 @@ class PlaybackTracker:
 
     def audio_sent(self, turn: int, seconds: float) -> None:
         """Speech audio of ``turn`` lasting ``seconds`` went out to be played."""
-        if not self._targets:
+        if not self._targets or not self._guarding:
             return
         if self._turn is None or turn > self._turn:
             self._turn = turn

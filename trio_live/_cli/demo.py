@@ -53,6 +53,7 @@ from .. import (
     text_part,
 )
 from .._groups import raise_single
+from .._playback import PlaybackTracker
 from ..models import add_model_arguments
 from ..voice import (
     DEFAULT_RATE,
@@ -138,6 +139,10 @@ class _Tap:
 class Player:
     """Plays the reply audio on the clock and reports playback to the session.
 
+    The reports and the echo guard go through a `PlaybackTracker`: the VAD's
+    ``model_speaking`` is on from the first chunk of a turn that plays until
+    the turn has played to its end, is interrupted, or nothing plays.
+
     Args:
         session: told how far each answer was heard.
         vad: its echo guard is set while the model speaks (may be None).
@@ -148,39 +153,47 @@ class Player:
     vad: VadStage | None
     log: DemoLog
     played: list[tuple[float, bytes]] = attrs.field(factory=list)
+    playback: PlaybackTracker = attrs.field(init=False)
     _queue: collections.deque[Part] = attrs.field(factory=collections.deque)
     _wake: trio.Event = attrs.field(factory=trio.Event)
     _playing: tuple[int, trio.CancelScope] | None = None
     _ended: bool = False
 
+    def __attrs_post_init__(self) -> None:
+        # tail=0: the player knows when a chunk ends; nothing plays after it.
+        stages = [self.vad] if self.vad is not None else ()
+        self.playback = PlaybackTracker(self.session, stages=stages, tail=0.0)
+
     async def run(self, outputs: trio.MemoryReceiveChannel[Part]) -> None:
         """Show and play ``outputs`` until it ends and the last audio has played."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._play)
-            with outputs:
-                async for part in outputs:
-                    self.log.model_part(part)
-                    if is_interrupted(part):
-                        self._cut(part.metadata.get("turn"))
-                    elif (is_audio(part) and part.role == "model") or is_turn_complete(part):
-                        self._queue.append(part)
-                        self._wake.set()
-            self._ended = True
-            self._wake.set()
+        async with trio.open_nursery() as tracking:
+            tracking.start_soon(self.playback.run)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._play)
+                with outputs:
+                    async for part in outputs:
+                        self.log.model_part(part)
+                        if is_interrupted(part):
+                            self._cut(part.metadata.get("turn"))
+                        elif (is_audio(part) and part.role == "model") or is_turn_complete(part):
+                            self._queue.append(part)
+                            self._wake.set()
+                self._ended = True
+                self._wake.set()
+            tracking.cancel_scope.cancel()
 
     def _cut(self, turn: int | None) -> None:
         kept = [p for p in self._queue if p.metadata.get("turn") != turn]
         self._queue.clear()
         self._queue.extend(kept)
+        self.playback.interrupted(turn)
         if self._playing is not None and self._playing[0] == turn:
             self._playing[1].cancel()
 
     async def _play(self) -> None:
-        heard: dict[int, int] = {}
+        playback = self.playback
         while True:
             if not self._queue:
-                if self.vad is not None:
-                    self.vad.model_speaking = False
                 if self._ended:
                     return
                 self._wake = trio.Event()
@@ -189,22 +202,19 @@ class Player:
             part = self._queue.popleft()
             turn = part.metadata.get("turn", 0)
             if is_turn_complete(part):
-                self.session.report_playback(turn, heard.get(turn, 0), finished=True)
+                playback.report(turn, playback.heard(turn), finished=True)
                 continue
-            if self.vad is not None:
-                self.vad.model_speaking = True
             started = trio.current_time()
-            seconds = duration(part.data, DEFAULT_RATE)
+            playback.part_sent(part)
             with trio.CancelScope() as scope:
                 self._playing = (turn, scope)
-                await trio.sleep(seconds)
+                await trio.sleep(duration(part.data, DEFAULT_RATE))
             self._playing = None
             played = trio.current_time() - started
             samples = min(len(part.data) // 2, round(played * DEFAULT_RATE))
             self.played.append((started - self.log.start, part.data[: samples * 2]))
             if not scope.cancelled_caught:
-                heard[turn] = part.metadata.get("spoken_chars", 0)
-                self.session.report_playback(turn, heard[turn])
+                playback.report(turn, part.metadata.get("spoken_chars", 0))
 
 
 def mix(user: bytes, model: Sequence[tuple[float, bytes]]) -> bytes:

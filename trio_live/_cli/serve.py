@@ -131,7 +131,11 @@ async def voice_pipeline(model: TurnModel, *, stt: str = "auto") -> Callable[[Co
             before = [VadStage(), SpeechToText(recognizer)]
         # With speech, an interrupted answer is remembered as far as it was heard.
         session = LiveSession(
-            model, model_errors="report", emit_stats=True, track_playback=config.tts
+            model,
+            model_errors="report",
+            emit_stats=True,
+            emit_activity=True,
+            track_playback=config.tts,
         )
         after: list[Stage] = [EspeakTts()] if config.tts else []
         return Pipeline(session=session, before=before, after=after)

@@ -21,13 +21,19 @@ close code: the server accepts and closes the websocket. The client's
 playback reports and the speech sent go to a `PlaybackTracker`, which tells
 the session what was heard and drives the echo guard of the voice activity
 stages among ``before``.
+
+The ``state`` events are the session's own activity reports (`is_activity`
+parts, which a session sends with ``emit_activity=True``; README rule 14),
+shown when they change and never forwarded as they are. A session without
+``emit_activity`` gives no ``state`` events at all.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol, TypeAlias
+import json
+from collections.abc import Callable, Sequence
+from typing import Final, Protocol, TypeAlias
 
 import attrs
 import trio
@@ -38,12 +44,9 @@ from .._checks import non_negative, positive
 from .._errors import LiveError
 from .._parts import (
     Part,
+    is_activity,
     is_audio,
-    is_end_of_turn,
-    is_final_transcription,
     is_interrupted,
-    is_start_of_speech,
-    is_turn_complete,
 )
 from .._playback import PlaybackTracker
 from .._session import LiveSession
@@ -51,6 +54,7 @@ from ._budget import Budgets, InputMeter
 from ._protocol import (
     Config,
     Limits,
+    Options,
     Outgoing,
     OverBudget,
     Playback,
@@ -148,51 +152,6 @@ class ServerCounters:
     dropped_audio_out: int = 0
 
 
-# -- the conversation's visible state (to move into the core policy) ----------
-
-
-@attrs.define(eq=False)
-class VisibleState:
-    """The conversation's visible state, as ``state`` events show it (sans-IO).
-
-    listening → (a turn is asked for) thinking → (model output) speaking →
-    (the last asked-for turn completes) listening. The page adds its own
-    playback on top: it stays "speaking" while audio is still playing.
-
-    `input` and `output` take the parts on their way to and from the session
-    and return the new state to show, or None when it does not change.
-    """
-
-    state: str = "listening"
-    _requested: int = attrs.field(init=False, default=0)
-
-    def input(self, part: Part) -> str | None:
-        """The new state for an input part on its way to the session."""
-        if is_start_of_speech(part):
-            return self._change("listening")
-        if is_end_of_turn(part) or is_final_transcription(part):
-            self._requested += 1
-            return self._change("thinking")
-        return None
-
-    def output(self, part: Part) -> str | None:
-        """The new state for an output part of the session."""
-        turn = part.metadata.get("turn")
-        if part.role != "model" or not isinstance(turn, int) or turn < self._requested:
-            return None
-        if part.mimetype.startswith(("text/", "audio/")) and part.content and not part.substream:
-            return self._change("speaking")
-        if is_turn_complete(part):
-            return self._change("listening")
-        return None
-
-    def _change(self, state: str) -> str | None:
-        if state == self.state:
-            return None
-        self.state = state
-        return state
-
-
 # -- the connection -------------------------------------------------------------
 
 
@@ -217,7 +176,7 @@ class Bridge:
     audio_out: DropOldQueue[Outgoing] = attrs.field(init=False)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
     _playback: PlaybackTracker | None = attrs.field(init=False, default=None)
-    _visible: VisibleState = attrs.field(init=False, factory=VisibleState)
+    _shown: str | None = attrs.field(init=False, default=None)
     _tts: bool = attrs.field(init=False, default=True)
     _close: tuple[int, str | None] = attrs.field(init=False, default=(1000, None))
     _meter: InputMeter = attrs.field(init=False)
@@ -301,6 +260,12 @@ class Bridge:
             if isinstance(decoded, Playback):
                 self._playback.report(decoded.turn, decoded.chars, finished=decoded.finished)
                 continue
+            if isinstance(decoded, Options):
+                if decoded.tts is not None:
+                    self._tts = decoded.tts
+                if decoded.echo_guard is not None:
+                    self._playback.echo_guard = decoded.echo_guard
+                continue
             for part in input_parts(decoded):
                 if is_audio(part):
                     self.audio_in.put_audio(part)
@@ -338,7 +303,7 @@ class Bridge:
     async def _run_pipeline(self, pipeline: Pipeline) -> None:
         send_in, receive_in = trio.open_memory_channel[Part](0)
         send_out, receive_out = trio.open_memory_channel[Part](0)
-        stages = [*pipeline.before, _Tap(self._observe_input), pipeline.session, *pipeline.after]
+        stages = [*pipeline.before, pipeline.session, *pipeline.after]
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._feed, send_in)
             nursery.start_soon(self._drain, receive_out)
@@ -366,15 +331,26 @@ class Bridge:
                 if is_interrupted(part):
                     turn = part.metadata.get("turn")
                     self._playback.interrupted(turn if isinstance(turn, int) else None)
-                await self._show(self._visible.output(part))
+                if is_activity(part):
+                    await self._show(part)
+                    continue
                 counters["dropped_audio_in"] = self.audio_in.dropped
                 counters["dropped_audio_out"] = self.audio_out.dropped
                 for item in output_events(part, counters=counters):
                     if not item.droppable:
                         await self._emit(item)
-                    elif self._tts and not self.audio_out.closed:
+                    elif not self._tts:
+                        # Not spoken: the answer's text, shown, counts as heard.
+                        self._heard_unspoken(part)
+                    elif not self.audio_out.closed:
                         self.audio_out.put_audio(item)
                         self._playback.part_sent(part)
+
+    def _heard_unspoken(self, part: Part) -> None:
+        assert self._playback is not None
+        turn, chars = part.metadata.get("turn"), part.metadata.get("spoken_chars")
+        if isinstance(turn, int) and isinstance(chars, int) and chars >= 0:
+            self._playback.report(turn, chars)
 
     async def _write(self) -> None:
         while True:
@@ -389,24 +365,15 @@ class Bridge:
         assert self._nursery is not None
         self._nursery.cancel_scope.cancel()
 
-    async def _observe_input(self, part: Part) -> None:
-        await self._show(self._visible.input(part))
+    async def _show(self, part: Part) -> None:
+        """A ``state`` event for the session's activity report, if it changed."""
+        try:
+            activity = json.loads(part.text).get("activity")
+        except (AttributeError, TypeError, ValueError):
+            return
+        if activity in _ACTIVITIES and activity != self._shown:
+            self._shown = activity
+            await self._emit(state_event(activity))
 
-    async def _show(self, state: str | None) -> None:
-        if state is not None:
-            await self._emit(state_event(state))
 
-
-@attrs.define(eq=False)
-class _Tap:
-    """A stage that only watches the input, for the visible state."""
-
-    observe: Callable[[Part], Awaitable[None]]
-
-    async def run(
-        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
-    ) -> None:
-        with inbox, outbox:
-            async for part in inbox:
-                await self.observe(part)
-                await outbox.send(part)
+_ACTIVITIES: Final = frozenset({"listening", "thinking", "speaking"})

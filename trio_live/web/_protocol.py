@@ -183,7 +183,24 @@ class Playback:
     finished: bool = False
 
 
-ClientMessage: TypeAlias = AudioFrame | Config | TextInput | EndOfTurn | Interrupt | Playback
+@attrs.frozen(kw_only=True)
+class Options:
+    """Settings the client changes during the session (None: unchanged).
+
+    Attributes:
+        tts: send synthesized speech (False: drop it; the answer's text,
+            shown, then counts as heard).
+        echo_guard: False for a headset: the model's voice cannot reach the
+            microphone, so its playback does not raise the barge-in bar.
+    """
+
+    tts: bool | None = None
+    echo_guard: bool | None = None
+
+
+ClientMessage: TypeAlias = (
+    AudioFrame | Config | TextInput | EndOfTurn | Interrupt | Playback | Options
+)
 
 
 def _field(obj: Mapping[str, Any], name: str, kind: type, default: Any) -> Any:
@@ -251,6 +268,11 @@ def decode_client_message(message: str | bytes, limits: Limits = Limits()) -> Cl
             chars=_count(obj, "chars"),
             finished=_field(obj, "finished", bool, False),
         )
+    if kind == "options":
+        return Options(
+            tts=_field(obj, "tts", bool, None) if "tts" in obj else None,
+            echo_guard=_field(obj, "echo_guard", bool, None) if "echo_guard" in obj else None,
+        )
     if kind == "config":
         version: int = _field(obj, "version", int, PROTOCOL_VERSION)
         if version != PROTOCOL_VERSION:
@@ -265,7 +287,7 @@ def decode_client_message(message: str | bytes, limits: Limits = Limits()) -> Cl
 
 
 def input_parts(message: ClientMessage) -> list[Part]:
-    """The session input for a message (none for ``config`` and ``playback``)."""
+    """The session input for a message (none for ``config``, ``playback``, ``options``)."""
     if isinstance(message, AudioFrame):
         return [audio_part(message.pcm, rate=SAMPLE_RATE)]
     if isinstance(message, TextInput):

@@ -12,13 +12,24 @@
   let micStream = null;
   let micNode = null;
   let serverState = "listening";
+  let active = false;          // idle until the microphone is on or text is typed
   let userLine = null;         // the user's line being transcribed
   let askedAt = null;          // when the user's last turn ended (performance.now)
   let pendingAudio = null;     // the header of the binary message to come
   let nextStart = 0;           // where the next chunk of speech is scheduled
   let retry = 500;
-  const turns = new Map();     // turn -> {line, text, latency, askedAt, heard, complete, reported}
-  const playing = new Set();   // scheduled chunks: {turn, chars, source, stopped}
+  const turns = new Map();     // turn -> {line, text, latency, askedAt, heard, complete, reported, ...}
+  const playing = new Set();   // scheduled chunks: {turn, from, chars, start, end, source, stopped}
+  const CLOSES = {
+    1000: "closed",
+    1001: "the server shut down",
+    1006: "connection lost",
+    1008: "over the input budget",
+    1009: "a message was too big",
+    1011: "the pipeline failed",
+    1013: "too many messages waiting",
+    4000: "idle for too long",
+  };
 
   // -- the page -----------------------------------------------------------
 
@@ -33,13 +44,14 @@
     const latency = document.createElement("span");
     latency.className = "latency";
     el.append(name, text, latency);
+    $("hint").hidden = true;
     conversation.append(el);
     conversation.scrollTop = conversation.scrollHeight;
     return { el, text, latency };
   }
 
   function showState() {
-    const state = playing.size > 0 ? "speaking" : serverState;
+    const state = !active ? "idle" : playing.size > 0 ? "speaking" : serverState;
     const el = $("state");
     el.textContent = state;
     el.className = `state ${state}`;
@@ -54,11 +66,45 @@
     let turn = turns.get(n);
     if (!turn) {
       const view = line("model", "model");
-      turn = { ...view, askedAt, heard: 0, complete: false, reported: -1, firstAt: null };
+      const heardEl = document.createElement("span");
+      const restEl = document.createElement("span");
+      restEl.className = "unheard";
+      view.text.append(heardEl, restEl);
+      turn = {
+        ...view, heardEl, restEl, full: "", askedAt, heard: 0, sent: 0, complete: false,
+        reported: -1, firstAt: null, allHeard: false, cut: false, cutAt: 0,
+      };
       askedAt = null;
       turns.set(n, turn);
     }
     return turn;
+  }
+
+  // The answer as heard: what played so far, the rest dimmed (cut at an interruption).
+  function heardNow(n, turn) {
+    if (turn.allHeard || !$("speak").checked) return turn.full.length;
+    let chars = turn.heard;
+    const now = audio ? audio.currentTime : 0;
+    for (const chunk of playing) {
+      if (chunk.turn !== n || chunk.chars === null || now < chunk.start) continue;
+      const part = Math.min(1, (now - chunk.start) / Math.max(chunk.end - chunk.start, 1e-3));
+      chars = Math.max(chars, Math.floor(chunk.from + (chunk.chars - chunk.from) * part));
+    }
+    return Math.min(chars, turn.full.length);
+  }
+
+  function render(n) {
+    const turn = turns.get(n);
+    if (!turn) return;
+    const heard = turn.cut ? turn.cutAt : heardNow(n, turn);
+    turn.heardEl.textContent = turn.full.slice(0, heard);
+    turn.restEl.textContent = turn.cut ? "" : turn.full.slice(heard);
+  }
+
+  function renderPlaying() {
+    const seen = new Set();
+    for (const chunk of playing) seen.add(chunk.turn);
+    for (const n of seen) render(n);
   }
 
   function firstOutput(turn) {
@@ -84,7 +130,9 @@
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
       retry = 500;
-      send({ type: "config", version: 1, tts: $("speak").checked });
+      // Speech is always built; "options" switches it (and the echo guard) at any time.
+      send({ type: "config", version: 1, tts: true });
+      sendOptions();
     };
     ws.onmessage = (message) => {
       if (typeof message.data === "string") handle(JSON.parse(message.data));
@@ -94,7 +142,8 @@
       }
     };
     ws.onclose = (close) => {
-      $("connection").textContent = `disconnected (${close.code}), retrying…`;
+      const why = CLOSES[close.code] || close.reason || "closed";
+      $("connection").textContent = `disconnected (${close.code}: ${why}), retrying…`;
       stopPlayback();
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 10000);
@@ -121,17 +170,23 @@
         break;
       case "text": {
         const turn = turnOf(event.turn);
-        turn.text.textContent += event.text;
+        turn.full += event.text;
+        render(event.turn);
         firstOutput(turn);
         break;
       }
       case "audio":
         pendingAudio = event;
         break;
-      case "interrupted":
-        turnOf(event.turn).el.classList.add("interrupted");
+      case "interrupted": {
+        const turn = turnOf(event.turn);
+        turn.el.classList.add("interrupted");
+        turn.cutAt = heardNow(event.turn, turn);  // shown; reports count whole chunks
         stopPlayback(event.turn);
+        turn.cut = true;
+        render(event.turn);
         break;
+      }
       case "turn_complete": {
         const turn = turnOf(event.turn);
         turn.complete = true;
@@ -177,11 +232,16 @@
     const start = Math.max(ctx.currentTime + 0.03, nextStart);
     source.start(start);
     nextStart = start + buffer.duration;
-    const chunk = { turn: header.turn, chars: header.spoken_chars, source, stopped: false };
+    const from = turn.sent;
+    if (header.spoken_chars !== null) turn.sent = header.spoken_chars;
+    const chunk = {
+      turn: header.turn, from, chars: header.spoken_chars, start, end: nextStart, source, stopped: false,
+    };
     playing.add(chunk);
     source.onended = () => {
       playing.delete(chunk);
       if (!chunk.stopped && chunk.chars !== null) turn.heard = Math.max(turn.heard, chunk.chars);
+      render(chunk.turn);
       finishIfDone(chunk.turn);
       showState();
     };
@@ -200,7 +260,10 @@
     if (!turn || !turn.complete || turn.finished) return;
     for (const chunk of playing) if (chunk.turn === n) return;
     turn.finished = true;
-    report(n, !turn.el.classList.contains("interrupted"));
+    const whole = !turn.el.classList.contains("interrupted");
+    if (whole) turn.allHeard = true;
+    render(n);
+    report(n, whole);
   }
 
   function stopPlayback(n) {
@@ -214,6 +277,8 @@
     nextStart = 0;
     showState();
   }
+
+  setInterval(renderPlaying, 100);
 
   setInterval(() => {
     const reported = new Set();
@@ -241,6 +306,8 @@
     ctx.createMediaStreamSource(micStream).connect(micNode);
     micNode.connect(mute).connect(ctx.destination);
     $("mic").textContent = "Stop microphone";
+    active = true;
+    showState();
   }
 
   function stopMic() {
@@ -258,12 +325,22 @@
     stopPlayback();
     send({ type: "interrupt" });
   };
-  $("speak").onchange = () => ws && ws.close(1000);  // reconnects with the new config
+  function sendOptions() {
+    send({ type: "options", tts: $("speak").checked, echo_guard: !$("headset").checked });
+  }
+  $("speak").onchange = () => {
+    if (!$("speak").checked) stopPlayback();
+    sendOptions();
+    for (const n of turns.keys()) render(n);
+  };
+  $("headset").onchange = sendOptions;
   $("typed").onsubmit = (submit) => {
     submit.preventDefault();
     const text = $("text").value.trim();
     if (!text) return;
     ensureAudio();
+    active = true;
+    showState();
     line("you", "user").text.textContent = text;
     askedAt = performance.now();
     send({ type: "text", text });
