@@ -26,8 +26,15 @@ import trio_websocket
 
 from trio_live import LiveSession
 from trio_live.testing import ScriptedModel
-from trio_live.web import Config, Pipeline, ServerConfig, WebServer
-from trio_live.web._workers import Supervisor, current_worker, listen_socket
+from trio_live.web import (
+    Config,
+    Pipeline,
+    ServerConfig,
+    Supervisor,
+    WebServer,
+    current_worker,
+    listen_socket,
+)
 
 REPLY = ["Sure", ",", " here", " is", " a", " short", " answer", "."]
 

@@ -19,9 +19,9 @@ import attrs
 import trio
 
 from .. import LiveError, LiveSession, Stage, TurnModel
+from .. import web as workers
 from ..models import add_model_arguments
 from ..web import Config, Pipeline, ServerConfig, WebServer
-from ..web import _workers as workers
 from ._checks import UsageError, check_model, check_port
 from ._defaults import voice_model
 
