@@ -15,12 +15,14 @@ import sys
 import urllib.parse
 from collections.abc import Callable
 
+import attrs
 import trio
 
 from .. import LiveError, LiveSession, Stage, TurnModel
+from .. import web as workers
 from ..models import add_model_arguments
 from ..web import Config, Pipeline, ServerConfig, WebServer
-from ._checks import check_model, check_port
+from ._checks import UsageError, check_model, check_port
 from ._defaults import voice_model
 
 
@@ -55,6 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="speech-to-text back end ('none': typed turns only)",
     )
+    # Serving past one process (docs/scaling.md): see trio_live/web/_workers.py.
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the port (default: 1)"
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a reverse proxy's address or network whose X-Forwarded-* headers are believed",
+    )
     add_model_arguments(parser)
 
 
@@ -66,6 +79,8 @@ def check(args: argparse.Namespace) -> None:
     """
     check_port(args.host, args.port)
     check_model(args)
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
             allowed_hosts=frozenset(args.allow_host),
             token=token,
             max_sessions=args.max_sessions,
+            trusted_proxies=frozenset(args.trusted_proxy),
         )
+        if args.workers > 1 and workers.current_worker() is None:
+            return _supervise(args, config)
         model = voice_model(args)
     except ValueError as error:
         print(f"trio-live serve: {error}", file=sys.stderr)
@@ -92,14 +110,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _supervise(args: argparse.Namespace, config: ServerConfig) -> int:
+    """``--workers N``: bind the port, run N workers on it until SIGINT or SIGTERM."""
+    command, env = workers.worker_command("trio_live._cli.serve:run", args)
+    sock = workers.listen_socket(config.host, config.port)
+    supervisor = workers.Supervisor(command=command, env=env, sock=sock, workers=args.workers)
+
+    def announce(port: int) -> None:
+        url = page_url(config, port)
+        print(f"trio-live: open {url} ({args.workers} workers; Ctrl-C stops)", flush=True)
+
+    workers.run_supervisor(supervisor, announce=announce)
+    return 0
+
+
 async def serve(model: TurnModel, config: ServerConfig, stt: str = "auto") -> None:
     """Load the speech back ends, then serve until SIGINT or SIGTERM."""
     factory = await voice_pipeline(model, stt=stt)
-    server = WebServer(factory, config)
+    worker = workers.current_worker()
+    if worker is not None:
+        config = attrs.evolve(config, worker=worker.id)
+    server = WebServer(factory, config, sock=worker.sock if worker else None)
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(server.serve)
-            print(f"trio-live: open {page_url(config, port)} (Ctrl-C stops)", flush=True)
+            if worker is None:
+                print(f"trio-live: open {page_url(config, port)} (Ctrl-C stops)", flush=True)
+            else:
+                nursery.start_soon(worker.exit_with_parent, nursery.cancel_scope)
             async for signum in signals:
                 print(f"trio-live: {signal.Signals(signum).name}, closing sessions", flush=True)
                 nursery.cancel_scope.cancel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ._bridge import Pipeline, PipelineFactory
 from ._budget import Budgets
+from ._metrics import ServerMetrics
 from ._protocol import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
@@ -35,6 +36,14 @@ from ._protocol import (
     output_events,
 )
 from ._server import STATIC_DIR, WEBSOCKET_PATH, ServerConfig, ServerStatistics, WebServer
+from ._workers import (
+    Supervisor,
+    Worker,
+    current_worker,
+    listen_socket,
+    run_supervisor,
+    worker_command,
+)
 
 __all__ = [
     "AudioFrame",
@@ -57,14 +66,21 @@ __all__ = [
     "STATIC_DIR",
     "SUBPROTOCOL",
     "ServerConfig",
+    "ServerMetrics",
     "ServerStatistics",
+    "Supervisor",
     "TextInput",
     "UnknownMessageType",
     "UnsupportedVersion",
     "WEBSOCKET_PATH",
     "WebServer",
     "WireError",
+    "Worker",
+    "current_worker",
     "decode_client_message",
     "input_parts",
+    "listen_socket",
     "output_events",
+    "run_supervisor",
+    "worker_command",
 ]

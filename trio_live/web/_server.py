@@ -19,6 +19,7 @@ import contextlib
 import hmac
 import ipaddress
 import logging
+import socket
 from collections.abc import Generator
 from pathlib import Path
 from typing import Final
@@ -45,8 +46,10 @@ from ._http import (
     upgrade_refusal,
 )
 from ._http import static_files as _load_static
+from ._metrics import Route, ServerMetrics
 from ._protocol import SUBPROTOCOL, Limits
 from ._ratelimit import FailureLimiter, retry_after_header
+from ._workers import client_address, forwarded_head, peer_address
 
 # A client going away, at any point: it ends its own connection, nothing else.
 _GONE: Final = (
@@ -99,6 +102,12 @@ class ServerConfig:
         idle_timeout: seconds without any client message before the server
             closes the connection with 4000 (``math.inf``: never).
         static_dir: the page's files (None: serve no page).
+        trusted_proxies: addresses or networks of reverse proxies whose
+            ``X-Forwarded-For``/``-Host``/``-Proto`` headers are believed
+            (the Host and origin checks then use the forwarded host);
+            anyone else's are ignored.
+        worker: the worker's id with ``--workers`` (session names and the
+            ``worker`` label of the metrics carry it); None: one process.
     """
 
     host: str = "127.0.0.1"
@@ -118,6 +127,8 @@ class ServerConfig:
     handshake_timeout: float = attrs.field(default=10.0, validator=positive)
     idle_timeout: float = attrs.field(default=300.0, validator=positive)
     static_dir: Path | None = STATIC_DIR
+    trusted_proxies: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    worker: str | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -148,10 +159,19 @@ class WebServer:
     Args:
         pipeline: builds each connection's `Pipeline`.
         config: the `ServerConfig`.
+        sock: a listening socket to serve instead of binding ``config``'s
+            address (a worker's, inherited from its parent).
+
+    Besides the page it answers ``GET /healthz`` and ``GET /metrics``
+    (`metrics`, see ``_metrics.py``).
     """
 
     pipeline: PipelineFactory
     config: ServerConfig = ServerConfig()
+    sock: socket.socket | None = attrs.field(default=None, kw_only=True)
+    metrics: ServerMetrics = attrs.field(init=False)
+    _routes: dict[str, Route] = attrs.field(init=False, factory=dict)
+    _observed: PipelineFactory = attrs.field(init=False)
     _files: dict[str, tuple[str, bytes]] = attrs.field(init=False, factory=dict)
     _counters: ServerCounters = attrs.field(init=False, factory=ServerCounters)
     _bridge_config: BridgeConfig = attrs.field(init=False)
@@ -171,6 +191,12 @@ class WebServer:
             close_grace=config.close_grace,
             idle_timeout=config.idle_timeout,
         )
+        # Health and metrics: extra GET routes, and a stage watching each session.
+        self.metrics = ServerMetrics(
+            self._counters, worker=config.worker or "0", max_sessions=config.max_sessions
+        )
+        self._routes = dict(self.metrics.routes())
+        self._observed = self.metrics.observe(self.pipeline)
 
     def statistics(self) -> ServerStatistics:
         """A snapshot of the server's counters."""
@@ -193,7 +219,10 @@ class WebServer:
         config = self.config
         if config.static_dir is not None:
             self._files = _load_static(config.static_dir)
-        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+        if self.sock is not None:
+            listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(self.sock))]
+        else:
+            listeners = await trio.open_tcp_listeners(config.port, host=config.host)
         port: int = listeners[0].socket.getsockname()[1]
         logger.info("serving on http://%s:%d/", config.host, port)
         async with trio.open_nursery() as nursery:
@@ -210,6 +239,9 @@ class WebServer:
                 head = await read_head(stream, max_bytes=_MAX_HEAD_BYTES)
             if head is None:
                 return
+            peer = peer_address(stream)
+            head = forwarded_head(head, peer, self.config.trusted_proxies)
+            logger.debug("%s %s from %s", head.method, head.target, client_address(head, peer))
             if not self._host_allowed(head.headers.get("host", "")):
                 self._counters.refused += 1
                 answer = response(403, b"host not allowed\n", content_type="text/plain")
@@ -217,8 +249,10 @@ class WebServer:
                     await _send_quietly(stream, answer)
                 return
             if not head.is_websocket:
+                route = self._routes.get(urlsplit(head.target).path)
+                answer = route(head) if route is not None else file_response(self._files, head)
                 with trio.move_on_at(deadline):
-                    await _send_quietly(stream, file_response(self._files, head))
+                    await _send_quietly(stream, answer)
                 return
             refusal = upgrade_refusal(head) or self._refusal(head, _peer(stream))
             if refusal is not None:
@@ -306,7 +340,10 @@ class WebServer:
         if url.path != WEBSOCKET_PATH:
             return 404, "no websocket here"
         origin = head.headers.get("origin")
-        if origin is not None and not self._origin_allowed(origin, head.headers.get("host", "")):
+        proto = head.headers.get("x-forwarded-proto")  # only a trusted proxy's is left
+        if origin is not None and not self._origin_allowed(
+            origin, head.headers.get("host", ""), proto
+        ):
             return 403, "origin not allowed"
         token = self.config.token
         if token is not None:
@@ -347,24 +384,25 @@ class WebServer:
             return False
         return True
 
-    def _origin_allowed(self, origin: str, host: str) -> bool:
+    def _origin_allowed(self, origin: str, host: str, proto: str | None = None) -> bool:
         allowed = self.config.allowed_origins
         if "*" in allowed or origin in allowed:
             return True
         # The page's own origin: a web page, with the same host and port as the request.
         url = urlsplit(origin)
         same = url.netloc.lower() == host.lower()
-        return bool(host) and url.scheme in ("http", "https") and same
+        scheme = url.scheme in ("http", "https") if proto is None else url.scheme == proto
+        return bool(host) and scheme and same
 
     async def _websocket(self, ws: trio_websocket.WebSocketConnection) -> None:
         counters = self._counters
         counters.total += 1
         bridge = Bridge(
             ws=ws,
-            name=str(counters.total),
+            name=_session_name(self.config.worker, counters.total),
             config=self._bridge_config,
             counters=counters,
-            pipeline=self.pipeline,
+            pipeline=self._observed,
         )
         code: int = 1001
         reason: str | None = "server shutting down"
@@ -373,6 +411,7 @@ class WebServer:
         except Exception:
             # One broken session must not take the server down.
             logger.exception("session %s failed", bridge.name)
+            self.metrics.error("internal")
             code, reason = 1011, "internal error"
         finally:
             with trio.move_on_after(self.config.close_grace) as scope:
@@ -410,6 +449,11 @@ class _ServerWSConnection(wsproto.WSConnection):
         if isinstance(event, Pong) and self.state is not ConnectionState.OPEN:
             return b""
         return super().send(event)
+
+
+def _session_name(worker: str | None, number: int) -> str:
+    """A session's name: its number, after the worker's id with several workers."""
+    return str(number) if worker is None else f"w{worker}-{number}"
 
 
 def _host_name(host: str) -> str:
