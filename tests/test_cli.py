@@ -11,14 +11,14 @@ import pytest
 import trio
 
 from trio_live._cli import main
-from trio_live._cli.chat import chat
+from trio_live._cli.chat import script_chat
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_chat_demo_shows_the_conversation(autojump_clock: trio.abc.Clock) -> None:
     out = io.StringIO()
-    await chat(1.0, out)
+    await script_chat(1.0, out)
     text = out.getvalue()
     assert "user: Hello! Who are you?" in text
     assert "model: I am a scripted model" in text
@@ -67,7 +67,7 @@ async def test_chat_runs_against_a_served_model() -> None:
         async with open_model_server([Reply(text=["Served ", "answer."])]) as server:
             model = model_from_spec(server.url, "test-model", api_key="k")
             out = io.StringIO()
-            await chat(4.0, out, model)
+            await script_chat(4.0, out, model)
     text = out.getvalue()
     assert "model: Served  answer." in text
     assert "3 turns" in text

@@ -44,7 +44,10 @@ COMMANDS: dict[str, str] = {
         "the live session, a local model and text to speech"
         ' (needs pip install "trio-live[voice,local]")'
     ),
-    "chat": "a scripted text conversation with a barge-in",
+    "chat": (
+        "a live text chat on stdin and stdout: each line is a turn, a new line interrupts"
+        " the answer (the local model unless --model; --script: a scripted smoke run)"
+    ),
     "serve": (
         "the websocket bridge and its browser page"
         ' (needs the voice extra: pip install "trio-live[voice,local]")'
