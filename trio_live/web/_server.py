@@ -29,6 +29,7 @@ import trio_websocket
 
 from .._checks import non_negative, positive
 from .._groups import raise_single
+from .._logging import peer_name
 from ._bridge import Bridge, BridgeConfig, PipelineFactory, ServerCounters
 from ._budget import Budgets
 from ._http import (
@@ -192,6 +193,7 @@ class WebServer:
         # Everything before the session (the request head, a refusal, the
         # websocket handshake) has `handshake_timeout` seconds in all.
         deadline = trio.current_time() + self.config.handshake_timeout
+        peer = peer_name(stream)
         try:
             head = None
             with trio.move_on_at(deadline):
@@ -200,6 +202,7 @@ class WebServer:
                 return
             if not self._host_allowed(head.headers.get("host", "")):
                 self._counters.refused += 1
+                logger.warning("%s: refused (403): host not allowed", peer)
                 answer = response(403, b"host not allowed\n", content_type="text/plain")
                 with trio.move_on_at(deadline):
                     await _send_quietly(stream, answer)
@@ -215,6 +218,7 @@ class WebServer:
                 # malformed upgrade never waits for a handshake.
                 self._counters.refused += 1
                 status, text = refusal
+                logger.warning("%s: websocket refused (%d): %s", peer, status, text)
                 extra = [("sec-websocket-version", "13")] if status == 426 else []
                 answer = response(
                     status, f"{text}\n".encode(), content_type="text/plain", headers=extra
@@ -224,11 +228,15 @@ class WebServer:
                 return
             # Counted at once (no checkpoint since the capacity check).
             self._counters.active += 1
+            logger.info("%s: websocket accepted (%d active)", peer, self._counters.active)
             try:
                 await self._serve_websocket(stream, head, deadline)
             finally:
                 self._counters.active -= 1
+                logger.info("%s: websocket ended (%d active)", peer, self._counters.active)
         except BadRequest as error:
+            # Not the error's text: the parser's can quote a header (a token).
+            logger.warning("%s: bad request (400)", peer)
             body = f"bad request: {error}\n".encode()
             with trio.move_on_at(deadline):
                 await _send_quietly(stream, response(400, body, content_type="text/plain"))
@@ -349,6 +357,7 @@ class WebServer:
             logger.exception("session %s failed", bridge.name)
             code, reason = 1011, "internal error"
         finally:
+            logger.info("session %s: closing with %d (%s)", bridge.name, code, reason)
             with trio.move_on_after(self.config.close_grace) as scope:
                 scope.shield = True
                 await ws.aclose(code, reason)
