@@ -49,6 +49,7 @@ LAYERS: list[dict[str, list[str]]] = [
             "_httpstatus",
             "_wav",
             "_replay_log",
+            "_logging",
         ]
     },
 ]
