@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
 import trio
 import trio_websocket
 from hypothesis import HealthCheck, given, settings
@@ -501,3 +502,31 @@ def test_generated_frame_sequences_end_with_a_close_frame(
                     pass
 
     against_a_server(scenario)
+
+
+async def test_an_unexpected_error_ends_its_connection_only(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Whatever goes wrong while one connection is served (here the upgrade
+    # check itself fails), the server logs it and goes on serving others.
+    import trio_live.web._server as server_module
+
+    real = server_module.upgrade_refusal
+    calls = 0
+
+    def flaky(head: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("secret-looking text the client sent")
+        return real(head)
+
+    monkeypatch.setattr(server_module, "upgrade_refusal", flaky)
+    with trio.fail_after(TIMEOUT):
+        async with running(token="t") as (_, port):
+            sock = await raw(port)
+            await sock.send(upgrade(port, "/ws?token=t"))
+            assert await answer(sock) == b""
+            await still_serves(port)
+    assert "connection failed (RuntimeError)" in caplog.text
+    assert "secret-looking" not in caplog.text

@@ -290,6 +290,12 @@ class WebServer:
                 await _send_quietly(stream, response(400, body, content_type="text/plain"))
         except _GONE:
             pass
+        except Exception as error:
+            # The last resort: whatever went wrong ends this connection only,
+            # never the server. Its type, not its text (which may quote what
+            # the client sent).
+            self.metrics.error("internal")
+            logger.error("%s: connection failed (%s)", peer, type(error).__name__)
         finally:
             await stream.aclose()
 
