@@ -177,6 +177,18 @@ def test_resample_keeps_duration_and_pitch(source: int, target: int) -> None:
     assert rms(out) == pytest.approx(rms(pcm), rel=0.05)
 
 
+@pytest.mark.parametrize(("source", "hz"), [(48000, 14000.0), (44100, 12000.0), (24000, 10000.0)])
+def test_downsampling_attenuates_what_would_fold_back(source: int, hz: float) -> None:
+    # A tone above the new Nyquist frequency (8 kHz) cannot be represented at
+    # 16 kHz: without the anti-alias filter it folds back at nearly full level.
+    pcm = tone(0.5, rate=source, hz=hz)
+    out = resample(pcm, source, 16000)
+    assert rms(out) < 0.25 * rms(pcm)
+    # Speech-band content at the same rates is kept.
+    speech = tone(0.5, rate=source, hz=1000.0)
+    assert rms(resample(speech, source, 16000)) == pytest.approx(rms(speech), rel=0.1)
+
+
 def test_resample_same_rate_and_errors() -> None:
     pcm = tone(0.01)
     assert resample(pcm, 16000, 16000) == pcm

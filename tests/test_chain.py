@@ -15,6 +15,18 @@ class Upper:
                 await outbox.send(part.replace(content=part.text.upper()))
 
 
+class Append:
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    async def run(
+        self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+    ) -> None:
+        with inbox, outbox:
+            async for part in inbox:
+                await outbox.send(part.replace(content=part.text + self.suffix))
+
+
 class Fails:
     async def run(
         self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
@@ -37,7 +49,13 @@ async def run(stages: list[object], parts: list[Part]) -> list[str]:
 
 
 async def test_stages_run_in_order() -> None:
-    assert await run([Upper(), Upper()], [text_part("a"), text_part("b")]) == ["A", "B"]
+    # Two different stages: a chain run backwards (or one stage skipped) gives
+    # another text.
+    parts = [text_part("a"), text_part("b")]
+    assert await run([Append("1"), Append("2")], parts) == ["a12", "b12"]
+    assert await run([Append("2"), Append("1")], parts) == ["a21", "b21"]
+    assert await run([Upper(), Append("x")], parts) == ["Ax", "Bx"]
+    assert await run([Append("x"), Upper()], parts) == ["AX", "BX"]
 
 
 async def test_empty_chain_passes_through() -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from trio_live._errors import BadRequestError, ModelError
 from trio_live._model import PromptStream
@@ -74,6 +75,10 @@ class FakeLlama:
         self.finished = threading.Event()
         self.threads: set[int] = set()
         self.closed = False
+        # Set, each token waits inside itself until ``gate`` opens; ``inside``
+        # says a token has started.
+        self.gate: threading.Event | None = None
+        self.inside = threading.Event()
 
     def close(self) -> None:
         self.closed = True
@@ -100,6 +105,9 @@ class FakeLlama:
             while (self.endless and index < 5000) or index < len(self.deltas):
                 if self.fail_after is not None and index == self.fail_after:
                     raise RuntimeError("llama_decode returned -1")
+                if self.gate is not None:
+                    self.inside.set()
+                    assert self.gate.wait(10), "the gate never opened"
                 if self.token_seconds:
                     time.sleep(self.token_seconds)
                 self.produced += 1
@@ -256,14 +264,31 @@ async def test_barge_in_stops_the_thread_before_the_call_returns() -> None:
 
 
 async def test_cancel_during_a_slow_token_waits_for_the_thread() -> None:
-    fake = FakeLlama(endless=True, token_seconds=0.05)
+    fake = FakeLlama(endless=True)
+    fake.gate = threading.Event()
     model = LocalModel(llama=fake)
     send, receive = trio.open_memory_channel[Part](10)
-    with send, receive, trio.fail_after(5):
-        with trio.move_on_after(0.01):
+    returned = trio.Event()
+    scope = trio.CancelScope()
+
+    async def generate() -> None:
+        with scope:
             await model(prompt_of(end_of_turn("Hi")), send)
-        # The cancel came while the thread was inside a token: the call still
-        # returned only once the thread had stopped.
+        returned.set()
+
+    with send, receive, trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(generate)
+            # The thread is inside its first token when the cancel comes.
+            await trio.to_thread.run_sync(fake.inside.wait, 10)
+            scope.cancel()
+            await trio.testing.wait_all_tasks_blocked()
+            # The call does not return while the thread is still in the token.
+            assert not returned.is_set()
+            assert not fake.finished.is_set()
+            fake.gate.set()
+        assert returned.is_set()
+        assert scope.cancelled_caught
         assert fake.finished.is_set()
         assert fake.produced <= 1
 

@@ -6,8 +6,10 @@ under a `trio.fail_after` bound, with delays of a few tens of milliseconds.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
+import socket
 from typing import Any
 
 import pytest
@@ -230,12 +232,47 @@ async def test_failures_reach_the_caller_typed(
 
 
 async def test_connection_refused_is_a_server_error_after_retries() -> None:
+    # A socket bound but not listening refuses connections, and holds its
+    # port for the whole test: nothing else can take it meanwhile.
     with trio.socket.socket() as sock:
         await sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    model = OpenAIChatModel(
-        model="m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=2, retry_backoff=0.01
-    )
-    with trio.fail_after(5), pytest.raises(ServerError, match="could not connect") as caught:
-        await ask(model)
+        model = OpenAIChatModel(
+            model="m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=2, retry_backoff=0.01
+        )
+        with trio.fail_after(5), pytest.raises(ServerError, match="could not connect") as caught:
+            await ask(model)
     assert caught.value.status is None
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_connect_timeout_against_a_listener_that_never_accepts(
+    dialect: str, autojump_clock: trio.abc.Clock
+) -> None:
+    # A listener with a backlog of 0 and a connection already waiting in it:
+    # the kernel drops further SYNs, so connecting hangs until httpx's connect
+    # timeout (on trio's clock, here the mock clock) gives up. Without the
+    # connect timeout handed to httpx, the first-byte deadline would fire
+    # instead, at 30 s and with phase "first_byte".
+    with trio.socket.socket() as listener:
+        await listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        host, port = listener.getsockname()
+        with contextlib.ExitStack() as stack:
+            for _ in range(2):
+                filler = stack.enter_context(socket.socket())
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect((host, port))
+            url = f"http://{host}:{port}"
+            timeouts = {"max_retries": 0, "connect_timeout": 2.5, "first_byte_timeout": 30.0}
+            model: HTTPTurnModel
+            if dialect == "openai":
+                model = OpenAIChatModel(model="m", base_url=url + "/v1", **timeouts)
+            else:
+                model = GeminiModel(model="m", base_url=url, api_key=KEY, **timeouts)
+            start = trio.current_time()
+            with pytest.raises(ModelTimeoutError, match=r"no connection within 2\.5 s") as caught:
+                await ask(model)
+            assert caught.value.phase == "connect"
+            assert trio.current_time() - start == pytest.approx(2.5, abs=1e-6)

@@ -403,6 +403,24 @@ async def test_retries_back_off_with_jitter(autojump_clock: trio.abc.Clock) -> N
     assert len({json.dumps(body) for body in server.bodies}) == 1
 
 
+async def test_backoff_jitter_spreads_the_waits(autojump_clock: trio.abc.Clock) -> None:
+    # Twelve turns, each failing once: without jitter every wait would be
+    # exactly retry_backoff; with it they spread over [0.5, 1] x backoff.
+    turns = 12
+    replies: list[httpx.Response] = []
+    for _ in range(turns):
+        replies += [httpx.Response(503), events(answer("ok"))]
+    server = Server(*replies)
+    async with openai(server, retry_backoff=2.0) as model:
+        model._random.seed(16)
+        for _ in range(turns):
+            assert await run_turn(model, [text_part("hi")]) == ["ok"]
+    waits = [server.times[i + 1] - server.times[i] for i in range(0, 2 * turns, 2)]
+    assert all(1.0 <= wait <= 2.0 for wait in waits)
+    assert len(set(waits)) == turns
+    assert max(waits) - min(waits) > 0.5
+
+
 async def test_retries_give_up_after_max_retries(autojump_clock: trio.abc.Clock) -> None:
     server = Server(httpx.Response(500, json={"error": {"message": "down"}}))
     async with openai(server, max_retries=3) as model:

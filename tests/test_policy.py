@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from trio_live import (
     Activity,
     EndOfInput,
+    Part,
     TriggerMode,
     TurnPolicy,
     activity_part,
@@ -206,49 +207,118 @@ def test_a_superseded_generation_ending_changes_nothing() -> None:
     assert policy.state is State.LISTENING
 
 
+INPUTS = [
+    text_part("t"),
+    audio_part(bytes(2)),
+    end_of_turn(),
+    end_of_turn("x"),
+    start_of_speech(),
+    end_of_speech(),
+    transcription("p", final=False),
+    transcription("f", final=True),
+    status_part({}),
+]
+steps = st.lists(
+    st.tuples(
+        st.sampled_from([*INPUTS, "ended", "cancelled", "started", "played", "tick"]),
+        st.sampled_from([0.0, 0.5, 1.0, 2.5]),
+    ),
+    max_size=40,
+)
+
+
 @settings(max_examples=1000, deadline=None)
 @given(
-    st.lists(
-        st.sampled_from(
-            [
-                text_part("t"),
-                audio_part(bytes(2)),
-                end_of_turn(),
-                end_of_turn("x"),
-                start_of_speech(),
-                end_of_speech(),
-                transcription("p", final=False),
-                transcription("f", final=True),
-                status_part({}),
-                "ended",
-            ]
-        ),
-        max_size=40,
-    ),
+    steps,
     st.sampled_from(list(TriggerMode)),
+    st.booleans(),
+    st.sampled_from([None, 1.0, 2.5]),
+    st.booleans(),
+    st.booleans(),
 )
-def test_actions_are_well_ordered(script: list[object], trigger: TriggerMode) -> None:
-    policy = TurnPolicy(trigger=trigger)
-    for item in script:
-        if item == "ended":
-            if policy.state is State.ANSWERING:
-                policy.generation_ended(policy.turn)
-            continue
-        was_answering = policy.state is State.ANSWERING
-        actions = policy.receive(item, 0.0)  # type: ignore[arg-type]
-        kinds = [type(a) for a in actions]
-        # Prompt/stash actions come first, and match the state they were decided in.
-        first_other = next(
-            (i for i, k in enumerate(kinds) if k not in (AddToPrompt, Stash)), len(kinds)
-        )
-        assert all(k not in (AddToPrompt, Stash) for k in kinds[first_other:])
-        for kind in kinds[:first_other]:
-            assert kind is (Stash if was_answering else AddToPrompt)
-        # Cancelling happens only when a generation runs; triggering leaves one running.
-        if CANCEL in actions or BARGE_IN in actions:
-            assert was_answering
-        if TRIGGER in actions:
+def test_actions_are_well_ordered(
+    script: list[tuple[object, float]],
+    trigger: TriggerMode,
+    track_playback: bool,
+    timeout: float | None,
+    emit_activity: bool,
+    wait: bool,
+) -> None:
+    policy = TurnPolicy(
+        trigger=trigger,
+        track_playback=track_playback,
+        end_of_speech_timeout=timeout,
+        emit_activity=emit_activity,
+        wait_for_end_of_speech=wait,
+    )
+    now = 0.0
+    for item, dt in script:
+        now += dt
+        state, turn, deadline = policy.state, policy.turn, policy.deadline
+        activity = policy.activity
+        effects: tuple[object, ...]
+        if item == "tick":
+            effects = policy.tick(now)
+            # The held trigger fires once its deadline has passed, not before.
+            if deadline is not None and now >= deadline:
+                assert TRIGGER in effects
+            else:
+                assert effects == ()
+        elif item in ("ended", "cancelled"):
+            if state is not State.ANSWERING:
+                continue
+            cancelled = item == "cancelled"
+            end = policy.generation_ended(turn, cancelled=cancelled, finished=not cancelled)
+            effects = tuple(Emit(p) for p in end.markers)
+            if not track_playback:
+                assert end.keep is Keep.ALL
+            else:
+                assert end.keep is (Keep.LATER if item == "ended" else Keep.HEARD)
+            assert end.interrupted == (item == "cancelled")
+            assert policy.state is (State.PLAYING if end.keep is Keep.LATER else State.LISTENING)
+        elif item == "started":
+            effects = policy.output_started(turn)
+        elif item == "played":
+            effects = policy.playback_finished(turn)
+            assert (FINISH_PLAYBACK in effects) == (state is State.PLAYING)
+        else:
+            assert isinstance(item, Part)
+            effects = policy.receive(item, now)
+            kinds = [type(a) for a in effects]
+            # Prompt/stash actions come first, and match the state they were decided in.
+            first_other = next(
+                (i for i, k in enumerate(kinds) if k not in (AddToPrompt, Stash)), len(kinds)
+            )
+            assert all(k not in (AddToPrompt, Stash) for k in kinds[first_other:])
+            for kind in kinds[:first_other]:
+                assert kind is (Stash if state in (State.ANSWERING, State.PLAYING) else AddToPrompt)
+            # Cancelling happens only when a generation runs; stopping the
+            # playback only while one plays.
+            if CANCEL in effects or BARGE_IN in effects:
+                assert state is State.ANSWERING
+            if STOP_PLAYBACK in effects:
+                assert state is State.PLAYING
+        # Each trigger opens exactly one new turn, and leaves it answering.
+        assert policy.turn == turn + (TRIGGER in effects)
+        if TRIGGER in effects:
             assert policy.state is State.ANSWERING
+            assert policy.deadline is None
+        # Playing only when the listener reports its playback.
+        assert track_playback or policy.state is not State.PLAYING
+        # A held trigger's deadline is set once, timeout seconds after the
+        # final transcription that was held, and then does not move.
+        if policy.deadline is not None:
+            assert timeout is not None
+            if deadline is None:
+                assert policy.deadline == now + timeout
+            else:
+                assert policy.deadline == deadline
+        # Activity reports: only when asked for, and exactly on each change.
+        shown = activities(effects)
+        if emit_activity and policy.activity is not activity:
+            assert shown == [policy.activity.value]
+        else:
+            assert shown == []
 
 
 def test_a_held_final_transcription_triggers_at_the_timeout() -> None:

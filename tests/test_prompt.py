@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import hypothesis
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_live import Part, RollingPrompt, text_part
+from trio_live._prompt import Cursor
 
 
 def user(text: str) -> Part:
@@ -153,36 +155,127 @@ def test_wakers_fire_on_add_and_finalize() -> None:
     assert calls == ["woke", "final"]
 
 
+class Reference:
+    """The rolling prompt's rules, written plainly: whole lists, no compaction."""
+
+    def __init__(self, window: float | None, cap: int | None) -> None:
+        self.window, self.cap = window, cap
+        self.parts: list[Part] = []
+        self.times: list[float] = []
+        self.start = 0
+
+    def boundaries(self) -> list[int]:
+        # Where an exchange starts: the first non-model part after a model part.
+        roles = [p.role for p in self.parts]
+        return [
+            i
+            for i in range(max(1, self.start + 1), len(roles))
+            if roles[i - 1] == "model" and roles[i] != "model"
+        ]
+
+    def cut(self, now: float) -> None:
+        starts = self.boundaries()
+        if self.window is not None:
+            while starts and self.times[starts[0] - 1] < now - self.window:
+                self.start = starts.pop(0)
+        if self.cap is not None:
+            while starts and len(self.parts) - self.start > self.cap:
+                self.start = starts.pop(0)
+            self.start = max(self.start, len(self.parts) - self.cap)
+
+    def add(self, part: Part, now: float) -> None:
+        self.parts.append(part)
+        self.times.append(now)
+        if self.cap is not None and len(self.parts) - self.start > self.cap:
+            self.cut(now)
+
+
 ops = st.lists(
     st.one_of(
         st.tuples(st.just("user"), st.integers(0, 3)),
         st.tuples(st.just("model"), st.integers(0, 3)),
         st.tuples(st.just("finalize"), st.integers(0, 3)),
+        # Many parts at once (an exchange of n user parts, then n answers),
+        # so that the list is compacted.
+        st.tuples(st.just("burst"), st.integers(1, 80)),
+        st.tuples(st.just("finalize"), st.integers(0, 3)),
+        # Read n parts of the open prompt one by one.
+        st.tuples(st.just("read"), st.integers(1, 5)),
     ),
     max_size=60,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(ops, st.integers(1, 20), st.sampled_from([None, 2.0, 5.0]))
+@given(ops, st.integers(1, 20) | st.just(50) | st.none(), st.sampled_from([None, 2.0, 5.0]))
 def test_history_is_a_suffix_cut_on_boundaries(
-    script: list[tuple[str, int]], cap: int, window: float | None
+    script: list[tuple[str, int]], cap: int | None, window: float | None
 ) -> None:
     prompt = RollingPrompt(window=window, max_parts=cap)
+    reference = Reference(window, cap)
     added: list[Part] = []
+    # The open prompt: what it must hold, and what was read of it so far.
+    opened_at = 0
+    read: list[Part] = []
+    closed_prompts: list[tuple[Cursor, list[Part]]] = []
     now = 0.0
-    for n, (op, dt) in enumerate(script):
-        now += dt
+
+    def add(part: Part) -> None:
+        added.append(part)
+        prompt.add(part, now)
+        reference.add(part, now)
+
+    # The last finalize cuts (and compacts) whatever the script left.
+    for n, (op, arg) in enumerate([*script, ("finalize", 0)]):
         if op == "finalize":
+            now += arg
+            expected = reference.parts[opened_at:]
             closed = prompt.finalize(now)
-            assert closed.exhausted or closed.available() >= 0
+            assert closed.finalized
+            assert closed.size == len(expected)
+            assert closed.available() == len(expected) - len(read)
+            if n % 2:
+                # Read later, once more parts were added and cut.
+                closed_prompts.append((closed, expected[len(read) :]))
+            else:
+                assert read + closed.take() == expected
+                assert closed.exhausted
+                assert closed.next() is None
+            reference.cut(now)
+            opened_at, read = reference.start, []
+            assert prompt.pending().position == opened_at
+            # The window rule: the oldest exchange kept (unless it is the
+            # open one) has its newest part within the window.
+            starts = reference.boundaries()
+            if window is not None and starts:
+                assert reference.times[starts[0] - 1] >= now - window
+        elif op == "burst":
+            for k in range(arg):
+                add(text_part(f"u{n}.{k}", role="user"))
+            for k in range(arg):
+                add(text_part(f"m{n}.{k}", role="model"))
+        elif op == "read":
+            cursor = prompt.pending()
+            for _ in range(arg):
+                part = cursor.next()
+                if part is None:
+                    assert len(read) == len(reference.parts) - opened_at
+                    break
+                read.append(part)
+            assert cursor.available() == len(reference.parts) - opened_at - len(read)
         else:
-            part = text_part(f"{op}{n}", role=op)
-            added.append(part)
-            prompt.add(part, now)
+            now += arg
+            add(text_part(f"{op}{n}", role=op))
         history = prompt.history()
+        # Exactly what the plain rules keep: no more, and no less.
+        assert history == reference.parts[reference.start :]
+        assert prompt.timed_history() == list(
+            zip(reference.times[reference.start :], history, strict=True)
+        )
+        assert len(prompt) == len(history)
         # Never more than the cap, always the newest parts, in order.
-        assert len(history) <= cap
+        if cap is not None:
+            assert len(history) <= cap
         assert history == added[len(added) - len(history) :]
         # The kept history starts at an exchange boundary unless the open
         # exchange alone is over the cap.
@@ -190,3 +283,15 @@ def test_history_is_a_suffix_cut_on_boundaries(
             before = added[len(added) - len(history) - 1]
             starts_exchange = before.role == "model" and history[0].role == "user"
             assert starts_exchange or len(history) == cap
+    # Prompts closed long ago still read their own parts after compaction.
+    hypothesis.event("compacted" if prompt._base else "not compacted")
+    for i, (closed, expected) in enumerate(closed_prompts):
+        assert closed.available() == len(expected)
+        if i % 2:
+            assert closed.take() == expected
+        else:
+            got = []
+            while (part := closed.next()) is not None:
+                got.append(part)
+            assert got == expected
+        assert closed.exhausted

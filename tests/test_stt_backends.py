@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import array
+import inspect
 import wave
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from trio_live.voice._stt_backends import (
     load_recognizer,
     moonshine_available,
 )
+from trio_live.voice._stt_http import HttpRecognizer
 
 DATA = Path(__file__).parent / "data"
 RATE = 16000
@@ -55,7 +57,35 @@ def test_moonshine_resamples_other_rates(moonshine: MoonshineRecognizer) -> None
 
 def test_moonshine_silence_and_empty(moonshine: MoonshineRecognizer) -> None:
     assert moonshine.transcribe(b"", RATE) == ""
-    assert isinstance(moonshine.transcribe(bytes(RATE), RATE), str)
+    assert moonshine.transcribe(bytes(RATE), RATE) == ""
+    assert moonshine.transcribe(read_wav("silence.wav"), RATE) == ""
+
+
+def test_moonshine_different_clips_give_different_transcripts(
+    moonshine: MoonshineRecognizer,
+) -> None:
+    # A recognizer that always returned one sentence holding every key word
+    # would pass the key-word checks above; it cannot pass this one.
+    weather = heard(moonshine.transcribe(read_wav("stt_weather.wav"), RATE))
+    stop = heard(moonshine.transcribe(read_wav("stt_stop.wav"), RATE))
+    assert weather != stop
+    assert {"weather", "paris"} <= weather
+    assert not weather & {"stop", "dragon", "story"}
+    assert {"stop", "dragon", "story"} <= stop
+    assert not stop & {"weather", "paris"}
+
+
+def test_pocketsphinx_different_clips_give_different_transcripts(
+    sphinx: PocketSphinxRecognizer,
+) -> None:
+    weather = heard(sphinx.transcribe(read_wav("stt_weather.wav"), RATE))
+    stop = heard(sphinx.transcribe(read_wav("stt_stop.wav"), RATE))
+    assert weather != stop
+    assert "weather" in weather
+    assert "weather" not in stop
+    assert "dragon" in stop
+    assert "dragon" not in weather
+    assert sphinx.transcribe(read_wav("silence.wav"), RATE) == ""
 
 
 def test_pocketsphinx_open_vocabulary_hears_some_words(sphinx: PocketSphinxRecognizer) -> None:
@@ -117,14 +147,17 @@ def test_bad_audio_is_a_format_error(
 
 
 def test_protocols(moonshine: MoonshineRecognizer, sphinx: PocketSphinxRecognizer) -> None:
+    # The library's own recognizers, each against the protocol it claims.
     assert isinstance(moonshine, Recognizer)
     assert isinstance(sphinx, Recognizer)
-
-    class Remote:
-        async def transcribe(self, pcm16: bytes, rate: int) -> str:
-            return ""
-
-    assert isinstance(Remote(), AsyncRecognizer)
+    remote = HttpRecognizer("http://stt.test/v1")
+    assert isinstance(remote, AsyncRecognizer)
+    assert inspect.iscoroutinefunction(remote.transcribe)
+    assert not inspect.iscoroutinefunction(moonshine.transcribe)
+    assert not inspect.iscoroutinefunction(sphinx.transcribe)
+    # Something without ``transcribe`` is neither.
+    assert not isinstance(object(), Recognizer)
+    assert not isinstance(object(), AsyncRecognizer)
 
 
 def test_load_recognizer_picks_a_back_end() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import hypothesis
 import hypothesis.strategies as st
 import pytest
 import trio
@@ -10,6 +11,7 @@ from hypothesis import given
 
 from trio_live import (
     AudioFormatError,
+    LiveError,
     Part,
     SpeechError,
     audio_part,
@@ -183,26 +185,53 @@ def test_config_validation(field: str, value: float) -> None:
         VadConfig(**{field: value})
 
 
-@given(
-    probabilities=st.lists(st.floats(0.0, 1.0), max_size=300),
-    speaking=st.lists(st.booleans(), max_size=300),
-    padding=st.floats(0.0, 0.5),
+# A run of frames: a probability band and a length. Loud runs (>= 0.9, over
+# the echo threshold) of LONG frames always hold speech; quiet runs (<= 0.1,
+# under threshold - hysteresis) of LONG frames always end it. Mixed runs and
+# short runs are free: the machine may do anything consistent there.
+LONG = 20  # 0.64 s: more than min_speech, echo_min_speech and silence_to_end
+runs = st.lists(
+    st.tuples(
+        st.sampled_from(["loud", "quiet", "any"]),
+        st.integers(1, 40),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=20,
 )
+BANDS = {"loud": (0.9, 1.0), "quiet": (0.0, 0.1), "any": (0.0, 1.0)}
+
+
+@given(script=runs, padding=st.floats(0.0, 0.5), data=st.data())
 def test_invariants_hold_for_any_probabilities(
-    probabilities: list[float], speaking: list[bool], padding: float
+    script: list[tuple[str, int, bool]], padding: float, data: st.DataObject
 ) -> None:
     machine = VadMachine(VadConfig(padding=padding))
     events: list[SpeechEvent] = []
-    for index, probability in enumerate(probabilities):
-        machine.model_speaking = speaking[index] if index < len(speaking) else False
-        new = machine.push(probability, index * FRAME, (index + 1) * FRAME)
-        assert len(new) <= 1
-        events.extend(new)
+    index = 0
+    for band, length, speaking in script:
+        low, high = BANDS[band]
+        machine.model_speaking = speaking
+        for probability in data.draw(
+            st.lists(st.floats(low, high), min_size=length, max_size=length)
+        ):
+            new = machine.push(probability, index * FRAME, (index + 1) * FRAME)
+            index += 1
+            assert len(new) <= 1
+            events.extend(new)
+        starts = sum(e.kind == "start" for e in events)
+        ends = len(events) - starts
+        if band == "loud" and length >= LONG:
+            assert starts == ends + 1, "a long loud run must leave the machine in speech"
+        if band == "quiet" and length >= LONG:
+            assert starts == ends, "a long quiet run must end speech"
     events.extend(machine.finish())
+    hypothesis.event("speech events" if events else "no speech events")
     kinds = [e.kind for e in events]
     assert kinds == ["start", "end"] * (len(kinds) // 2)
     for event in events:
         assert 0.0 <= event.at <= event.detected_at + 1e-9
+        assert event.detected_at <= index * FRAME + 1e-9
     ats = [e.at for e in events]
     assert ats == sorted(ats)
 
@@ -368,4 +397,6 @@ async def test_unknown_backend_fails_the_stage() -> None:
 
 
 def test_speech_error_is_a_live_error() -> None:
-    assert issubclass(SpeechError, Exception)
+    assert issubclass(SpeechError, LiveError)
+    with pytest.raises(LiveError, match="boom"):
+        raise SpeechError("boom")
