@@ -370,12 +370,20 @@ async def test_the_next_turn_works_after_each_hostile_answer(dialect: str) -> No
 
 # --- 12: a payload of the wrong shape is a MalformedStreamError --------------
 
-JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
-    ),
-    max_leaves=6,
+_LEAVES = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
+)
+# Two levels of lists and objects, written out: hypothesis's recursive()
+# sometimes warns that such an extend "can't recurse", which -W error fails.
+_LEVEL = (
+    _LEAVES
+    | st.lists(_LEAVES, max_size=3)
+    | st.dictionaries(st.text(max_size=5), _LEAVES, max_size=3)
+)
+JSON = (
+    _LEAVES
+    | st.lists(_LEVEL, max_size=3)
+    | st.dictionaries(st.text(max_size=5), _LEVEL, max_size=3)
 )
 KINDS: dict[type, Callable[[Any], bool]] = {
     dict: lambda v: isinstance(v, dict),

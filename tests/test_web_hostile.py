@@ -341,16 +341,21 @@ ERROR_CODES |= {"bad_audio", "too_large", "over_budget"}
 FIELDS = ["text", "end_of_turn", "turn", "chars", "finished", "version", "tts", "sample_rate"]
 TYPES = ["config", "text", "end_of_turn", "interrupt", "playback", "nonsense", ""]
 
-json_values = st.recursive(
+
+def _nested(leaves: st.SearchStrategy[Any], key: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    # Two levels of lists and objects, written out: hypothesis's recursive()
+    # sometimes warns that such an extend "can't recurse", which -W error fails.
+    level = leaves | st.lists(leaves, max_size=3) | st.dictionaries(key, leaves, max_size=3)
+    return leaves | st.lists(level, max_size=3) | st.dictionaries(key, level, max_size=3)
+
+
+json_values = _nested(
     st.none()
     | st.booleans()
     | st.integers(-(2**70), 2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
-    max_leaves=8,
+    st.text(max_size=6),
 )
 typed = st.builds(
     lambda kind, fields: json.dumps({"type": kind, **fields}),

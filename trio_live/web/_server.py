@@ -243,7 +243,9 @@ class WebServer:
                 return
             peer = peer_address(stream)
             head = forwarded_head(head, peer, self.config.trusted_proxies)
-            logger.debug("%s %s from %s", head.method, head.target, client_address(head, peer))
+            # The path only: the query may carry the token.
+            path = urlsplit(head.target).path
+            logger.debug("%s %s from %s", head.method, path, client_address(head, peer))
             if not self._host_allowed(head.headers.get("host", "")):
                 self._counters.refused += 1
                 logger.warning("%s: refused (403): host not allowed", peer)
