@@ -37,9 +37,11 @@ from trio_live.models import GeminiModel, HTTPTurnModel, OpenAIChatModel
 
 KEY = "sk-loopback-SECRET"
 # The server sees the disconnect one scheduler pass after the cancel (measured
-# well under a millisecond, see benchmarks/disconnect_after_cancel.py); the
-# bound leaves room for a busy machine, not for a missed close.
-DISCONNECT_BOUND = 0.02
+# well under a millisecond, see benchmarks/disconnect_after_cancel.py, which is
+# where that speed is reported). The bound here only tells a prompt close from
+# a missed one (the reply hangs: a missed close never ends it while the model
+# is open), with room for a loaded machine (20 ms was exceeded at load 8).
+DISCONNECT_BOUND = 0.5
 
 DIALECTS = ["openai", "gemini"]
 
