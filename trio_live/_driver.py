@@ -30,10 +30,18 @@ from typing import Literal
 import attrs
 import trio
 
-from ._generation import Generation, GenerationOutput, heard_prefix
+from ._generation import Fence, Generation, GenerationOutput, heard_prefix
 from ._groups import raise_single
 from ._model import PromptStream, TurnModel
-from ._parts import TURN_STATS_MIMETYPE, Part, error_part, status_part
+from ._parts import (
+    RESERVED_SUBSTREAMS,
+    START_OF_SPEECH_MIMETYPE,
+    TRANSCRIPTION_SUBSTREAM,
+    TURN_STATS_MIMETYPE,
+    Part,
+    error_part,
+    status_part,
+)
 from ._policy import (
     AWAIT,
     BARGE_IN,
@@ -57,6 +65,14 @@ from ._stats import TurnStats
 _BATCH = 64
 
 
+def is_barge_in(part: Part) -> bool:
+    """True for a start of speech the policy reads as such (not on a reserved substream)."""
+    return part.mimetype == START_OF_SPEECH_MIMETYPE and (
+        not part.substream
+        or (part.substream not in RESERVED_SUBSTREAMS and part.substream != TRANSCRIPTION_SUBSTREAM)
+    )
+
+
 @attrs.define(eq=False)
 class Driver:
     """Runs one session's generations as its `TurnPolicy` decides."""
@@ -72,6 +88,8 @@ class Driver:
     turns: int = attrs.field(init=False, default=0)
     interrupted: int = attrs.field(init=False, default=0)
     recent: collections.deque[TurnStats] = attrs.field(init=False)
+    #: Raised while a start of speech `cut_short` queued waits for the pump.
+    fence: Fence = attrs.field(init=False, factory=Fence)
     _generations: int = attrs.field(init=False, default=0)
     _current: Generation | None = attrs.field(init=False, default=None)
     _pending: Generation | None = attrs.field(init=False, default=None)
@@ -160,11 +178,27 @@ class Driver:
                         store(action, now)
                     else:
                         await carry_out(action)
+                if self.fence.count and is_barge_in(part):
+                    self.fence.lower()
             deadline = policy.deadline
             if deadline is not None and trio.current_time() >= deadline:
                 # Input that never lets the pump wait must not delay what is due.
                 for effect in policy.tick(trio.current_time()):
                     await carry_out(effect)
+
+    def cut_short(self, now: float) -> None:
+        """A start of speech is about to be queued: silence every generation now.
+
+        The running generation is cancelled here, synchronously (the pump's
+        `BARGE_IN` later finds it cancelled, and the policy's verdict on it
+        is the same); the fence holds any other generation's output until
+        the pump has decided the part (call `Fence.lower` if it is not queued
+        after all).
+        """
+        self.fence.count += 1
+        current = self._current
+        if current is not None and not current.exited.is_set():
+            current.cancel(barge_in_at=now)
 
     def store(self, action: AddToPrompt | Stash, now: float) -> None:
         """Carry out a prompt or stash action (the one place that does)."""
@@ -251,7 +285,7 @@ class Driver:
     async def _generate(self, gen: Generation) -> None:
         outbox = self._outbox
         assert outbox is not None
-        output = GenerationOutput(gen, outbox, self._output_started)
+        output = GenerationOutput(gen, outbox, self._output_started, self.fence)
         finished = False
         verdict = None
         try:

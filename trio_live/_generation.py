@@ -81,6 +81,33 @@ class Generation:
         )
 
 
+@attrs.define(eq=False)
+class Fence:
+    """Holds every generation's output while a start of speech is on its way.
+
+    `LiveSession.send` raises it before it queues a start of speech (having
+    cancelled the running generation itself); the pump lowers it once the
+    policy has decided that part. Meanwhile no generation delivers anything,
+    so a turn that input queued ahead of the start of speech triggers cannot
+    speak after the caller's barge-in began.
+    """
+
+    count: int = 0
+    _lifted: trio.Event = attrs.field(factory=trio.Event)
+
+    def lower(self) -> None:
+        """One start of speech was decided."""
+        self.count -= 1
+        if not self.count:
+            self._lifted.set()
+            self._lifted = trio.Event()
+
+    async def wait(self) -> None:
+        """Wait until no start of speech is on its way (cancellation: nothing)."""
+        while self.count:
+            await self._lifted.wait()
+
+
 class GenerationOutput(trio.abc.SendChannel[Part]):
     """The channel a generation sends its output into.
 
@@ -93,10 +120,12 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
         gen: Generation,
         outbox: trio.MemorySendChannel[Part],
         started: Callable[[int], Sequence[Part]],
+        fence: Fence,
     ) -> None:
         self._gen = gen
         self._outbox = outbox
         self._started = started
+        self._fence = fence
         self._closed = False
 
     async def send(self, value: Part) -> None:
@@ -109,6 +138,8 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
             raise trio.ClosedResourceError("this generation has ended")
         if not gen.released.is_set():
             await gen.released.wait()
+        if self._fence.count:
+            await self._fence.wait()
         # Output is tagged with its turn (a player reports playback by turn).
         if value.role != "model" or value.metadata.get("turn") != gen.turn:
             metadata = value.metadata

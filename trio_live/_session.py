@@ -18,7 +18,7 @@ import attrs
 import trio
 
 from ._checks import non_negative, one_of
-from ._driver import Driver
+from ._driver import Driver, is_barge_in
 from ._errors import SessionClosedError
 from ._groups import raise_single
 from ._model import TurnModel
@@ -99,6 +99,7 @@ class LiveSession:
     _send_in: trio.MemorySendChannel[Part] | None = attrs.field(init=False, default=None)
     _receive_out: trio.MemoryReceiveChannel[Part] | None = attrs.field(init=False, default=None)
     _stack: contextlib.AsyncExitStack | None = attrs.field(init=False, default=None)
+    _input_closed: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         policy = TurnPolicy(
@@ -207,7 +208,12 @@ class LiveSession:
     async def send(self, part: Part) -> None:
         """Send one input part (waits while the input buffer is full).
 
-        If cancelled, the part was not sent.
+        A start of speech cuts the running answer short at once, before it
+        is queued: no model part is delivered after this call began (the
+        policy still decides the part in order with the input ahead of it).
+
+        If cancelled, the part was not sent (a start of speech has still cut
+        the running answer short).
 
         Raises:
             SessionClosedError: after `close_input`, or once the session ended.
@@ -228,14 +234,36 @@ class LiveSession:
                 return
             # This part goes to the pump; what follows queues behind it.
             driver.pump_waiting = False
+        if is_barge_in(part):
+            await self._send_barge_in(send_in, part)
+            return
         try:
             await send_in.send(part)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise SessionClosedError("the session no longer takes input") from None
 
+    async def _send_barge_in(self, send_in: trio.MemorySendChannel[Part], part: Part) -> None:
+        # The running answer is cut short before the part is queued; the
+        # fence holds any output until the pump has decided it.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        driver = self._driver
+        if self._input_closed:
+            raise SessionClosedError("the session no longer takes input")
+        driver.cut_short(trio.current_time())
+        queued = False
+        try:
+            await send_in.send(part)
+            queued = True
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise SessionClosedError("the session no longer takes input") from None
+        finally:
+            if not queued:
+                driver.fence.lower()
+
     def close_input(self) -> None:
         """End the input: the session finishes its last answer, then ends its output."""
         self._driver.pump_waiting = False
+        self._input_closed = True
         if self._send_in is not None:
             self._send_in.close()
 

@@ -1,0 +1,114 @@
+"""The core on the user's path: barge-in in `send`, held output, flat turns, sends."""
+
+from __future__ import annotations
+
+import attrs
+import trio
+import trio.testing
+
+from trio_live import (
+    LiveSession,
+    Part,
+    PromptStream,
+    end_of_speech,
+    end_of_turn,
+    is_interrupted,
+    is_turn_complete,
+    start_of_speech,
+    text_part,
+)
+
+
+@attrs.define(eq=False)
+class Race:
+    """Counts model parts delivered after the caller's barge-in `send` began."""
+
+    began: bool = False
+    late: int = 0
+    delivered: int = 0
+
+
+def racing_model(race: Race, parts: int = 6) -> object:
+    async def model(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        await prompt.collect()
+        start = trio.current_time()
+        for index in range(parts):
+            # The part is delivered synchronously inside `send` (or not at
+            # all, if it raises): note whether the barge-in had begun.
+            late = race.began
+            await output.send(text_part(f"w{index}", role="model"))
+            race.delivered += 1
+            race.late += late
+            await trio.sleep_until(start + index + 1.0)
+
+    return model
+
+
+async def test_no_part_after_start_of_speech_in_the_same_pass(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The source's timer and the model's next timer fire in the same
+    # scheduler pass (both at base + 3.0); trio runs them in either order.
+    race = Race()
+    trials = 40
+    interrupted = 0
+    async with LiveSession(racing_model(race)) as session:  # type: ignore[arg-type]
+
+        async def drain() -> None:
+            nonlocal interrupted
+            async for part in session:
+                interrupted += is_interrupted(part)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            for trial in range(trials):
+                base = 10.0 * trial
+                await trio.sleep_until(base)
+                race.began = False
+                await session.send(end_of_turn("q"))
+                await trio.sleep_until(base + 3.0)
+                race.began = True
+                await session.send(start_of_speech())
+                await trio.sleep_until(base + 3.5)
+                race.began = False
+                await session.send(end_of_speech())
+            session.close_input()
+    assert race.late == 0
+    assert interrupted == trials
+
+
+async def test_no_part_after_start_of_speech_behind_a_queued_trigger(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The pump is busy (turn 1's closing markers wait on the full output)
+    # and input is queued: a trigger, more than a pump batch of text, then the
+    # start of speech. The turn the queued trigger starts runs while the pump
+    # is still taking that text; it delivers nothing after the caller's
+    # barge-in began, and the policy still ends it as interrupted.
+    race = Race()
+    model = racing_model(race)
+    session = LiveSession(model, input_buffer=2048, output_buffer=1)  # type: ignore[arg-type]
+    async with session:
+        await session.send(end_of_turn("q1"))
+        await trio.testing.wait_all_tasks_blocked()
+        await session.send(end_of_turn("q2"))
+        for index in range(1000):
+            await session.send(text_part(f"t{index}"))
+        race.began = True
+        await session.send(start_of_speech())
+        got = []
+        while True:
+            part = await session.receive()
+            got.append(part)
+            if is_turn_complete(part) and part.metadata["turn"] == 2:
+                break
+        session.close_input()
+    assert race.late == 0
+    turn_two = [p for p in got if p.metadata.get("turn") == 2]
+    assert [p.mimetype for p in turn_two] == [
+        "application/x.trio-live.interrupted",
+        "application/x.trio-live.turn-complete",
+    ]
+    # The text sent during turn 2 joined the history after it.
+    history = [p.text for p in session.history()]
+    assert history[history.index("q2") + 1 :][:1000] == [f"t{i}" for i in range(1000)]
