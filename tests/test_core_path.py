@@ -7,6 +7,7 @@ import trio
 import trio.testing
 
 from trio_live import (
+    EndOfInput,
     LiveSession,
     Part,
     PromptStream,
@@ -112,3 +113,80 @@ async def test_no_part_after_start_of_speech_behind_a_queued_trigger(
     # The text sent during turn 2 joined the history after it.
     history = [p.text for p in session.history()]
     assert history[history.index("q2") + 1 :][:1000] == [f"t{i}" for i in range(1000)]
+
+
+async def test_a_pre_started_model_reads_ahead_after_speaking_early(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    calls: list[list[tuple[float, str]]] = []
+
+    async def early(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        arrivals: list[tuple[float, str]] = []
+        calls.append(arrivals)
+        first = await prompt.__anext__()
+        # Held until the trigger: the send returns, the model reads on.
+        await output.send(text_part(f"heard {first.text}", role="model"))
+        arrivals.extend([(trio.current_time(), part.text) async for part in prompt])
+        await output.send(text_part("done", role="model"))
+
+    out: list[tuple[float, Part]] = []
+    session = LiveSession(early, end_of_input=EndOfInput.NEVER)
+    async with session:
+        await session.send(text_part("a"))
+        await trio.sleep(1.0)
+        await session.send(text_part("b"))
+        await trio.sleep(1.0)
+        await session.send(end_of_turn("q"))
+        session.close_input()
+        out.extend([(trio.current_time(), part) async for part in session])
+    assert calls[0] == [(1.0, "b"), (2.0, "q")]
+    assert [(at, p.text, p.metadata.get("turn")) for at, p in out if p.text] == [
+        (2.0, "heard a", 1),
+        (2.0, "done", 1),
+    ]
+    assert is_turn_complete(out[-1][1])
+    assert [p.text for p in session.history()] == ["a", "b", "q", "heard a", "done"]
+
+
+async def test_held_output_is_dropped_when_no_turn_releases_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    async def eager(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        await output.send(text_part("too soon", role="model"))
+        await prompt.collect()
+
+    session = LiveSession(eager, end_of_input=EndOfInput.NEVER)
+    async with session:
+        await trio.sleep(1.0)
+        session.close_input()
+        out = [part async for part in session]
+    assert out == []
+    assert session.history() == []
+
+
+async def test_held_output_past_the_bound_waits_and_a_barge_in_drops_the_rest(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    sent: list[int] = []
+
+    async def chatty(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        for index in range(6):
+            await output.send(text_part(str(index), role="model"))
+            sent.append(index)
+        await prompt.collect()
+
+    session = LiveSession(chatty, output_buffer=2, end_of_input=EndOfInput.NEVER)
+    async with session:
+        await trio.sleep(1.0)
+        # Two held; the third send waits for the trigger.
+        assert sent == [0, 1]
+        await session.send(end_of_turn("q"))
+        await trio.testing.wait_all_tasks_blocked()
+        # The output (2) is full with the held parts; the rest waits.
+        await session.send(start_of_speech())
+        got = [(await session.receive()) for _ in range(4)]
+        session.close_input()
+    assert [p.text for p in got[:2]] == ["0", "1"]
+    assert is_interrupted(got[2])
+    assert is_turn_complete(got[3])
+    assert [p.text for p in session.history()] == ["q", "0", "1"]

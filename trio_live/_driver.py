@@ -83,6 +83,8 @@ class Driver:
     model_errors: Literal["raise", "report"]
     emit_stats: bool
     recent_turns: int
+    #: How many parts a pre-started generation may send before its trigger.
+    held_output: int = 0
     #: True while the pump waits on an empty inbox (see `LiveSession.send`).
     pump_waiting: bool = attrs.field(init=False, default=False)
     turns: int = attrs.field(init=False, default=0)
@@ -223,6 +225,10 @@ class Driver:
             self._current = gen
             self._pending = self._spawn()
             gen.release(self.policy.turn, prompt_parts=closed.size, now=now)
+            output = gen.output
+            if output is not None and output.flushing():
+                assert self._nursery is not None
+                self._nursery.start_soon(self._flush, gen, output)
         elif effect is BARGE_IN or effect is CANCEL:
             if current is not None and not current.exited.is_set():
                 current.cancel(barge_in_at=trio.current_time() if effect is BARGE_IN else None)
@@ -282,10 +288,22 @@ class Driver:
     def _output_started(self, turn: int) -> list[Part]:
         return [e.part for e in self.policy.output_started(turn) if isinstance(e, Emit)]
 
+    async def _flush(self, gen: Generation, output: GenerationOutput) -> None:
+        # The held output goes out in its own scope, which a cancel of the
+        # generation cancels too: what is not out by then is dropped.
+        with trio.CancelScope() as scope:
+            gen.flush_scope = scope
+            if gen.scope.cancel_called:
+                scope.cancel()
+            await output.flush()
+
     async def _generate(self, gen: Generation) -> None:
         outbox = self._outbox
         assert outbox is not None
-        output = GenerationOutput(gen, outbox, self._output_started, self.fence)
+        output = GenerationOutput(
+            gen, outbox, self._output_started, self.fence, hold=self.held_output
+        )
+        gen.output = output
         finished = False
         verdict = None
         try:
@@ -302,6 +320,8 @@ class Driver:
                     # only once triggered (with nothing more to say).
                     if not gen.released.is_set():
                         await gen.released.wait()
+                    if output.flush_due:
+                        await output.wait_flushed()
             finally:
                 if gen.released.is_set():
                     verdict = self._end_turn(gen, finished=finished)

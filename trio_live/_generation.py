@@ -51,6 +51,10 @@ class Generation:
     error: Exception | None = None
     #: Characters of the answer the listener reported hearing.
     heard: int = 0
+    #: Its output channel, once its task has made it.
+    output: GenerationOutput | None = None
+    #: The scope of the task releasing its held output, if one runs.
+    flush_scope: trio.CancelScope | None = None
 
     def release(self, turn: int, *, prompt_parts: int, now: float) -> None:
         """Its turn ``turn`` was triggered at ``now``: let its output through."""
@@ -66,6 +70,8 @@ class Generation:
         if barge_in_at is not None and not self.scope.cancel_called:
             self.barge_in_at = barge_in_at
         self.scope.cancel()
+        if self.flush_scope is not None:
+            self.flush_scope.cancel()
 
     def stats(self, *, ended_at: float, cancelled: bool) -> TurnStats:
         """Its turn's statistics, once its closing markers are out."""
@@ -113,6 +119,12 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
 
     ``started(turn)`` is called before the turn's first part goes out and
     returns parts to send ahead of it (the policy's activity report).
+
+    Before its turn is triggered, up to ``hold`` parts are held here (a send
+    returns at once), so a model can answer early and still read on; they
+    are released, in order, by `flush` once the turn is triggered, and
+    dropped if the generation is cancelled first. Past ``hold`` a send waits
+    for the trigger.
     """
 
     def __init__(
@@ -121,15 +133,20 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
         outbox: trio.MemorySendChannel[Part],
         started: Callable[[int], Sequence[Part]],
         fence: Fence,
+        hold: int = 0,
     ) -> None:
         self._gen = gen
         self._outbox = outbox
         self._started = started
         self._fence = fence
+        self._hold = hold
         self._closed = False
+        #: Parts sent before the trigger, not delivered yet.
+        self.held: list[Part] = []
+        self._flushed: trio.Event | None = None
 
     async def send(self, value: Part) -> None:
-        """Deliver ``value`` once the turn is triggered.
+        """Deliver ``value`` once the turn is triggered (or hold it until then).
 
         If cancelled, the part was not delivered and is not in the history.
         """
@@ -137,7 +154,53 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
         if self._closed or gen.exited.is_set():
             raise trio.ClosedResourceError("this generation has ended")
         if not gen.released.is_set():
+            if len(self.held) < self._hold:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                self.held.append(value)
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
             await gen.released.wait()
+        if self.held or self._flushed is not None:
+            await self.wait_flushed()
+        await self._deliver(value)
+
+    def flushing(self) -> bool:
+        """Start a `flush` if parts are held (the driver calls it once, at release)."""
+        if not self.held:
+            return False
+        self._flushed = trio.Event()
+        return True
+
+    async def flush(self) -> None:
+        """Deliver the held parts, in order (after `flushing` returned True).
+
+        If cancelled, the parts not delivered yet are dropped.
+        """
+        try:
+            while self.held:
+                await self._deliver(self.held[0])
+                del self.held[0]
+        finally:
+            self.held.clear()
+            flushed, self._flushed = self._flushed, None
+            if flushed is not None:
+                flushed.set()
+
+    @property
+    def flush_due(self) -> bool:
+        """True while held parts are still to be delivered."""
+        return bool(self.held) or self._flushed is not None
+
+    async def wait_flushed(self) -> None:
+        """Wait until the held parts are out (a checkpoint; cancellation: nothing)."""
+        flushed = self._flushed
+        if flushed is None:
+            await trio.lowlevel.checkpoint()
+        else:
+            await flushed.wait()
+
+    async def _deliver(self, value: Part) -> None:
+        gen = self._gen
         if self._fence.count:
             await self._fence.wait()
         # Output is tagged with its turn (a player reports playback by turn).

@@ -68,7 +68,10 @@ class LiveSession:
             may follow the turn's ``turn_complete``).
         recent_turns: how many recent turns `statistics` keeps.
         input_buffer: capacity of the input channel.
-        output_buffer: capacity of the output channel.
+        output_buffer: capacity of the output channel, and how many parts a
+            pre-started generation may send before its turn is triggered
+            (they are held, then released at the trigger or dropped if the
+            generation is cancelled first).
     """
 
     model: TurnModel
@@ -117,6 +120,7 @@ class LiveSession:
             model_errors=self.model_errors,
             emit_stats=self.emit_stats,
             recent_turns=self.recent_turns,
+            held_output=self.output_buffer,
         )
 
     # -- observing -----------------------------------------------------------
