@@ -190,3 +190,34 @@ async def test_held_output_past_the_bound_waits_and_a_barge_in_drops_the_rest(
     assert is_interrupted(got[2])
     assert is_turn_complete(got[3])
     assert [p.text for p in session.history()] == ["q", "0", "1"]
+
+
+async def test_the_answer_reaches_the_consumer_before_the_next_call_reads_the_history(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    log: list[str] = []
+    calls = 0
+
+    async def reader(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        nonlocal calls
+        calls += 1
+        number = calls
+        async for _ in prompt:
+            if f"read {number}" not in log:
+                log.append(f"read {number}")
+        await output.send(text_part(f"a{number}", role="model"))
+
+    async with LiveSession(reader) as session:
+        for index in range(50):
+            await session.send(text_part(f"note {index}"))
+        for _ in range(3):
+            await session.send(end_of_turn("q"))
+            while not is_turn_complete(part := await session.receive()):
+                log.append(f"got {part.text}")
+        session.close_input()
+        async for _ in session:
+            pass
+    # Call 1 was pre-started at the start; each later call starts reading
+    # only once the answer before it has reached the consumer.
+    for turn in (1, 2, 3):
+        assert log.index(f"got a{turn}") < log.index(f"read {turn + 1}")

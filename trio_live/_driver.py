@@ -7,9 +7,13 @@ Each mechanism is here once:
   inside its own `trio.CancelScope`; barge-in is ``scope.cancel()`` followed
   by waiting on the generation's ``exited`` event (`Driver._carry_out`), so
   the next turn never starts while the old one tears down;
-* the next generation is started as soon as the previous turn is triggered
-  (pre-streaming): it reads the open prompt as it grows, and its output is
-  held back until its own turn is triggered;
+* the next generation is started as soon as the previous turn's first
+  output part is out (or that generation exited), so re-reading the history
+  never delays the answer in flight (pre-streaming): it reads the open prompt
+  as it grows, and its output is held back until its own turn is triggered;
+* a start of speech that `LiveSession.send` takes cancels the running
+  generation there and then (`Driver.cut_short`), and the `Fence` holds all
+  output until the pump has decided that part;
 * prompt and stash actions are carried out synchronously in one place
   (`Driver.store`), whether they come through the pump or `LiveSession.send`;
 * what a generation delivered joins the history, and the stash is flushed,
@@ -223,7 +227,9 @@ class Driver:
             now = trio.current_time()
             closed = self.prompt.finalize(now)
             self._current = gen
-            self._pending = self._spawn()
+            # The next call starts once this turn's first part is out: its
+            # reading of the history does not delay this answer.
+            self._pending = self._spawn(after=gen.spoke)
             gen.release(self.policy.turn, prompt_parts=closed.size, now=now)
             output = gen.output
             if output is not None and output.flushing():
@@ -278,9 +284,9 @@ class Driver:
 
     # -- generations ---------------------------------------------------------
 
-    def _spawn(self) -> Generation:
+    def _spawn(self, after: trio.Event | None = None) -> Generation:
         self._generations += 1
-        gen = Generation(number=self._generations, cursor=self.prompt.pending())
+        gen = Generation(number=self._generations, cursor=self.prompt.pending(), after=after)
         assert self._nursery is not None
         self._nursery.start_soon(self._generate, gen, name=f"trio_live generation {gen.number}")
         return gen
@@ -309,6 +315,8 @@ class Driver:
         try:
             try:
                 with gen.scope:
+                    if gen.after is not None and not gen.after.is_set():
+                        await gen.after.wait()
                     try:
                         await self.model(PromptStream(gen.cursor), output)
                     except Exception as error:
@@ -328,6 +336,7 @@ class Driver:
             if verdict is not None:
                 await self._close_turn(gen, verdict, outbox)
         finally:
+            gen.spoke.set()
             gen.exited.set()
 
     def _end_turn(self, gen: Generation, *, finished: bool) -> TurnEnd:

@@ -37,6 +37,10 @@ class Generation:
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     released: trio.Event = attrs.field(factory=trio.Event)
     exited: trio.Event = attrs.field(factory=trio.Event)
+    #: Set once its first output part is out (its send has returned), or it exited.
+    spoke: trio.Event = attrs.field(factory=trio.Event)
+    #: The call waits for this before it starts (the previous turn's `spoke`).
+    after: trio.Event | None = None
     # Set once, by `release`.
     turn: int = 0
     tag: Mapping[str, Any] = EMPTY_METADATA
@@ -219,6 +223,7 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
         await self._outbox.send(value)
         if gen.first_output_at is None:
             gen.first_output_at = trio.current_time()
+            gen.spoke.set()
         gen.output_parts += 1
         if not value.substream and not is_marker(value):
             gen.delivered.append(value)
