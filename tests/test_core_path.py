@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import attrs
+import pytest
 import trio
 import trio.testing
 
@@ -11,6 +12,7 @@ from trio_live import (
     LiveSession,
     Part,
     PromptStream,
+    SessionClosedError,
     end_of_speech,
     end_of_turn,
     is_interrupted,
@@ -18,6 +20,7 @@ from trio_live import (
     start_of_speech,
     text_part,
 )
+from trio_live.testing import ScriptedModel
 
 
 @attrs.define(eq=False)
@@ -206,18 +209,80 @@ async def test_the_answer_reaches_the_consumer_before_the_next_call_reads_the_hi
             if f"read {number}" not in log:
                 log.append(f"read {number}")
         await output.send(text_part(f"a{number}", role="model"))
+        log.append(f"sent {number}")
 
-    async with LiveSession(reader) as session:
+    async def consume(session: LiveSession, done: trio.MemorySendChannel[None]) -> None:
+        async for part in session:
+            if is_turn_complete(part):
+                done.send_nowait(None)
+            else:
+                log.append(f"got {part.text}")
+
+    send_done, receive_done = trio.open_memory_channel[None](10)
+    async with LiveSession(reader) as session, trio.open_nursery() as nursery:
+        nursery.start_soon(consume, session, send_done)
         for index in range(50):
             await session.send(text_part(f"note {index}"))
         for _ in range(3):
             await session.send(end_of_turn("q"))
-            while not is_turn_complete(part := await session.receive()):
-                log.append(f"got {part.text}")
+            await receive_done.receive()
         session.close_input()
-        async for _ in session:
-            pass
     # Call 1 was pre-started at the start; each later call starts reading
-    # only once the answer before it has reached the consumer.
+    # only once the answer before it is out (the model's first send has
+    # returned: a waiting consumer was woken a scheduler pass earlier).
     for turn in (1, 2, 3):
-        assert log.index(f"got a{turn}") < log.index(f"read {turn + 1}")
+        assert log.index(f"sent {turn}") < log.index(f"read {turn + 1}"), log
+
+
+async def test_send_nowait_and_send_all(autojump_clock: trio.abc.Clock) -> None:
+    model = ScriptedModel(["ok"])
+    session = LiveSession(model, input_buffer=1, end_of_input=EndOfInput.NEVER)
+    async with session:
+        # Taken directly while the pump waits; then a trigger goes to the
+        # waiting pump, and the plain part behind it fills the buffer.
+        session.send_nowait(text_part("a"))
+        session.send_nowait(end_of_turn("q"))
+        session.send_nowait(text_part("b"))
+        with pytest.raises(trio.WouldBlock):
+            session.send_nowait(text_part("c"))
+        await session.send_all([text_part("c"), text_part("d"), end_of_turn("r")])
+        session.close_input()
+        with pytest.raises(SessionClosedError):
+            session.send_nowait(text_part("x"))
+        with pytest.raises(SessionClosedError):
+            await session.send(text_part("x"))
+        with pytest.raises(SessionClosedError):
+            await session.send_all([text_part("x")])
+        out = [part async for part in session]
+    assert sum(is_turn_complete(p) for p in out) == 2
+    said = [p.text for p in session.history() if p.role == "user"]
+    assert said == ["a", "q", "b", "c", "d", "r"]
+
+
+async def test_send_all_checkpoints_once_when_everything_fits(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    session = LiveSession(ScriptedModel(["ok"]), end_of_input=EndOfInput.NEVER)
+    async with session:
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await session.send_all([text_part("lost")])
+        await session.send_all([text_part(str(i)) for i in range(10)])
+        session.close_input()
+    assert [p.text for p in session.history()] == [str(i) for i in range(10)]
+
+
+async def test_close_input_ends_the_task_form_too(autojump_clock: trio.abc.Clock) -> None:
+    send_in, receive_in = trio.open_memory_channel[Part](10)
+    send_out, receive_out = trio.open_memory_channel[Part](10)
+    session = LiveSession(ScriptedModel(["pong"]))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(session.run, receive_in, send_out)
+        await send_in.send(text_part("ping"))
+        await trio.sleep(1.0)
+        await send_in.send(text_part("queued"))
+        session.close_input()  # the inbox stays open
+        got = [part async for part in receive_out]
+    # The queued part was taken; the unanswered input got its answer.
+    assert [p.text for p in got if p.text] == ["pong"]
+    assert [p.text for p in session.history()] == ["ping", "queued", "pong"]

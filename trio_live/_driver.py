@@ -29,6 +29,7 @@ Each mechanism is here once:
 from __future__ import annotations
 
 import collections
+import math
 from typing import Literal
 
 import attrs
@@ -94,6 +95,9 @@ class Driver:
     turns: int = attrs.field(init=False, default=0)
     interrupted: int = attrs.field(init=False, default=0)
     recent: collections.deque[TurnStats] = attrs.field(init=False)
+    #: Set by `close_input`: the input ends once the inbox holds no more parts.
+    input_closed: bool = attrs.field(init=False, default=False)
+    _wait_scope: trio.CancelScope | None = attrs.field(init=False, default=None)
     #: Raised while a start of speech `cut_short` queued waits for the pump.
     fence: Fence = attrs.field(init=False, factory=Fence)
     _generations: int = attrs.field(init=False, default=0)
@@ -154,21 +158,27 @@ class Driver:
             except trio.EndOfChannel:
                 return
             if part is None:
+                if self.input_closed:
+                    return
                 taken = 0
                 # Only the context-manager form's `send` reads this flag.
                 self.pump_waiting = True
                 try:
-                    # Wait for input, or until the policy has something due.
+                    # Wait for input, or until the policy has something due
+                    # (or `close_input` ends the wait).
                     deadline = policy.deadline
-                    if deadline is None:
+                    with trio.CancelScope(
+                        deadline=math.inf if deadline is None else deadline
+                    ) as scope:
+                        self._wait_scope = scope
                         part = await inbox.receive()
-                    else:
-                        with trio.move_on_at(deadline):
-                            part = await inbox.receive()
                 except trio.EndOfChannel:
                     return
                 finally:
                     self.pump_waiting = False
+                    self._wait_scope = None
+                if part is None and self.input_closed:
+                    return
             else:
                 taken += 1
                 if taken >= _BATCH:
@@ -191,6 +201,14 @@ class Driver:
                 # Input that never lets the pump wait must not delay what is due.
                 for effect in policy.tick(trio.current_time()):
                     await carry_out(effect)
+
+    def close_input(self) -> None:
+        """End the input after the parts already queued (either form of the session)."""
+        self.input_closed = True
+        self.pump_waiting = False
+        scope = self._wait_scope
+        if scope is not None:
+            scope.cancel()
 
     def cut_short(self, now: float) -> None:
         """A start of speech is about to be queued: silence every generation now.

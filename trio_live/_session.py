@@ -11,6 +11,7 @@ policy call and the same prompt action as the pump.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Literal, Self
 
@@ -102,7 +103,6 @@ class LiveSession:
     _send_in: trio.MemorySendChannel[Part] | None = attrs.field(init=False, default=None)
     _receive_out: trio.MemoryReceiveChannel[Part] | None = attrs.field(init=False, default=None)
     _stack: contextlib.AsyncExitStack | None = attrs.field(init=False, default=None)
-    _input_closed: bool = attrs.field(init=False, default=False)
 
     def __attrs_post_init__(self) -> None:
         policy = TurnPolicy(
@@ -209,6 +209,28 @@ class LiveSession:
         except BaseExceptionGroup as group:
             raise_single(group)
 
+    def _inbox(self) -> trio.MemorySendChannel[Part]:
+        send_in = self._send_in
+        if send_in is None:
+            raise RuntimeError("use 'async with LiveSession(...)' before sending")
+        if self._driver.input_closed:
+            raise SessionClosedError("the session no longer takes input")
+        return send_in
+
+    def _take_directly(self, part: Part) -> bool:
+        # Plain input (audio, text) while the pump waits on an empty inbox:
+        # nothing is queued ahead of it, so it is taken here, saving a task
+        # switch per part. Any other part goes to the pump, and what follows
+        # queues behind it.
+        driver = self._driver
+        if not driver.pump_waiting:
+            return False
+        if is_plain(part):
+            driver.store(driver.policy.take_plain(part), trio.current_time())
+            return True
+        driver.pump_waiting = False
+        return False
+
     async def send(self, part: Part) -> None:
         """Send one input part (waits while the input buffer is full).
 
@@ -222,22 +244,11 @@ class LiveSession:
         Raises:
             SessionClosedError: after `close_input`, or once the session ended.
         """
-        send_in = self._send_in
-        if send_in is None:
-            raise RuntimeError("use 'async with LiveSession(...)' before sending")
-        driver = self._driver
-        if driver.pump_waiting:
-            if is_plain(part):
-                # Plain input (audio, text) while the pump waits on an empty
-                # inbox: nothing is queued ahead of it, so it is taken here,
-                # saving a task switch per part. Like a channel send, a
-                # cancelled call took nothing.
-                await trio.lowlevel.checkpoint_if_cancelled()
-                driver.store(driver.policy.take_plain(part), trio.current_time())
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                return
-            # This part goes to the pump; what follows queues behind it.
-            driver.pump_waiting = False
+        send_in = self._inbox()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._take_directly(part):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
         if is_barge_in(part):
             await self._send_barge_in(send_in, part)
             return
@@ -246,13 +257,62 @@ class LiveSession:
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise SessionClosedError("the session no longer takes input") from None
 
+    def send_nowait(self, part: Part) -> None:
+        """Send one input part without waiting, as `send` would.
+
+        Raises:
+            trio.WouldBlock: the input buffer is full; nothing was sent (and
+                a start of speech has not cut anything short).
+            SessionClosedError: after `close_input`, or once the session ended.
+        """
+        send_in = self._inbox()
+        if self._take_directly(part):
+            return
+        barge_in = is_barge_in(part)
+        if barge_in:
+            stats = send_in.statistics()
+            if stats.current_buffer_used >= stats.max_buffer_size and not (
+                stats.tasks_waiting_receive
+            ):
+                raise trio.WouldBlock
+            self._driver.cut_short(trio.current_time())
+        try:
+            send_in.send_nowait(part)
+        except trio.WouldBlock:
+            if barge_in:
+                self._driver.fence.lower()
+            raise
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            if barge_in:
+                self._driver.fence.lower()
+            raise SessionClosedError("the session no longer takes input") from None
+
+    async def send_all(self, parts: Iterable[Part]) -> None:
+        """Send the parts in order, as `send` would, with one checkpoint for all.
+
+        It waits only while the input buffer is full.
+
+        If cancelled, the parts before the one it was waiting to send were
+        sent, and the rest were not.
+
+        Raises:
+            SessionClosedError: after `close_input`, or once the session ended.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        for part in parts:
+            try:
+                self.send_nowait(part)
+            except trio.WouldBlock:
+                await self.send(part)
+                waited = True
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
     async def _send_barge_in(self, send_in: trio.MemorySendChannel[Part], part: Part) -> None:
         # The running answer is cut short before the part is queued; the
         # fence holds any output until the pump has decided it.
-        await trio.lowlevel.checkpoint_if_cancelled()
         driver = self._driver
-        if self._input_closed:
-            raise SessionClosedError("the session no longer takes input")
         driver.cut_short(trio.current_time())
         queued = False
         try:
@@ -265,9 +325,14 @@ class LiveSession:
                 driver.fence.lower()
 
     def close_input(self) -> None:
-        """End the input: the session finishes its last answer, then ends its output."""
-        self._driver.pump_waiting = False
-        self._input_closed = True
+        """End the input: the session finishes its last answer, then ends its output.
+
+        Parts already sent are taken first; `send`, `send_nowait` and
+        `send_all` raise `SessionClosedError` from now on. In the task form
+        (`run`), the input ends the same way once ``inbox`` holds no more
+        parts, whether or not ``inbox`` was closed.
+        """
+        self._driver.close_input()
         if self._send_in is not None:
             self._send_in.close()
 
