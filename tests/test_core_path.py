@@ -286,3 +286,48 @@ async def test_close_input_ends_the_task_form_too(autojump_clock: trio.abc.Clock
     # The queued part was taken; the unanswered input got its answer.
     assert [p.text for p in got if p.text] == ["pong"]
     assert [p.text for p in session.history()] == ["ping", "queued", "pong"]
+
+
+async def test_barge_in_latency_ends_at_the_cancel_not_at_the_markers(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([["one", "two", "three"]], part_delay=1.0)
+    await trio.sleep(5.0)
+    session = LiveSession(model, output_buffer=1, end_of_input=EndOfInput.NEVER)
+    async with session:
+        assert session.started_at == 5.0
+        await session.send(end_of_turn("q"))
+        assert (await session.receive()).text == "one"
+        await trio.sleep(1.5)
+        # "two" fills the output; the closing markers wait for the reader.
+        await session.send(start_of_speech())
+        await trio.sleep(2.0)
+        got = [(await session.receive()) for _ in range(3)]
+        session.close_input()
+    assert got[0].text == "two"
+    assert is_interrupted(got[1])
+    stats = session.statistics()
+    assert stats.started_at == 5.0
+    turn = stats.recent_turns[0]
+    assert turn.triggered_at - stats.started_at == 0.0
+    assert turn.barge_in_at == 6.5
+    assert turn.stopped_at == 6.5
+    assert turn.ended_at == 8.5
+    assert turn.barge_in_latency == 0.0
+
+
+def test_tune_gc_freezes_and_sets_thresholds() -> None:
+    import gc
+
+    from trio_live import tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (50_000, 10, 10)
+        assert gc.get_freeze_count() > 0
+        tune_gc(freeze=False, thresholds=None)
+        assert gc.get_threshold() == (50_000, 10, 10)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

@@ -18,6 +18,7 @@ from ._errors import (
     SessionClosedError,
     SpeechError,
 )
+from ._gc import tune_gc
 from ._model import PromptStream, TurnModel, turn_model
 from ._parts import (
     DEBUG_SUBSTREAM,
@@ -124,6 +125,7 @@ __all__ = [
     "status_part",
     "text_part",
     "transcription",
+    "tune_gc",
     "turn_complete",
     "turn_model",
 ]

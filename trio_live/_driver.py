@@ -92,6 +92,8 @@ class Driver:
     held_output: int = 0
     #: True while the pump waits on an empty inbox (see `LiveSession.send`).
     pump_waiting: bool = attrs.field(init=False, default=False)
+    #: When `run` started.
+    started_at: float | None = attrs.field(init=False, default=None)
     turns: int = attrs.field(init=False, default=0)
     interrupted: int = attrs.field(init=False, default=0)
     recent: collections.deque[TurnStats] = attrs.field(init=False)
@@ -118,6 +120,7 @@ class Driver:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Carry out `LiveSession.run`."""
+        self.started_at = trio.current_time()
         self._outbox = outbox
         with outbox, inbox:
             try:
@@ -349,6 +352,7 @@ class Driver:
                     if output.flush_due:
                         await output.wait_flushed()
             finally:
+                gen.stopped_at = trio.current_time()
                 if gen.released.is_set():
                     verdict = self._end_turn(gen, finished=finished)
             if verdict is not None:

@@ -52,6 +52,8 @@ class Generation:
     first_output_at: float | None = None
     # Written by the session.
     barge_in_at: float | None = None
+    #: When the model's call had ended (its scope exited).
+    stopped_at: float | None = None
     error: Exception | None = None
     #: Characters of the answer the listener reported hearing.
     heard: int = 0
@@ -88,6 +90,7 @@ class Generation:
             barge_in_at=self.barge_in_at if cancelled else None,
             prompt_parts=self.prompt_parts,
             output_parts=self.output_parts,
+            stopped_at=self.stopped_at,
         )
 
 

@@ -144,7 +144,13 @@ class LiveSession:
             state=driver.policy.state.value,
             activity=driver.policy.activity.value,
             recent_turns=tuple(driver.recent),
+            started_at=driver.started_at,
         )
+
+    @property
+    def started_at(self) -> float | None:
+        """When the session started (`trio.current_time`), None before it ran."""
+        return self._driver.started_at
 
     # -- the task form -------------------------------------------------------
 
