@@ -4,6 +4,7 @@ Usage (from the repository root)::
 
     .venv/bin/python benchmarks/compare.py            # full run, ~5-10 minutes
     .venv/bin/python benchmarks/compare.py --quick    # smoke run, ~1 minute
+    .venv/bin/python benchmarks/compare.py --quick --write  # ... and rewrite the tracked results
 
 On first use it makes ``benchmarks/.venv-gp`` with ``genai-processors==2.0.3``,
 matplotlib and py-spy (about 40 s). Then, round after round, it runs each scenario
@@ -15,6 +16,9 @@ scenario and round, then the table, and writes:
   p95, p99, n, the ratio trio_live / genai-processors) and the targets;
 * ``benchmarks/results.md``: the README table, rendered from that file;
 * ``benchmarks/results.png``: the plot, rendered from that file.
+
+A ``--quick`` run writes its results to a temporary directory unless
+``--write`` is given: a smoke run never rewrites tracked files by itself.
 
 It also refreshes the table between the ``<!-- benchmarks:start -->`` and
 ``<!-- benchmarks:end -->`` markers of ``docs/benchmarks.md`` and ``README.md``
@@ -33,6 +37,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -551,7 +556,7 @@ def _ratio(records: list[dict[str, Any]], row: Row) -> str:
 
 
 def _mark(met: bool | None) -> str:
-    return {True: "✅", False: "❌", None: "–"}[met]
+    return {True: "✅ met", False: "❌ missed", None: "– not measured"}[met]
 
 
 def _patched_note(meta: dict[str, Any]) -> str:
@@ -597,7 +602,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         if all(cell == "–" for cell in cells):
             continue
         lines.append(f"| {row.label} | {cells[0]} | {cells[1]} | {_ratio(records, row)} |")
-    lines += ["", "| Target (issue 4) | Measured | Met |", "|---|---:|:-:|"]
+    lines += ["", "| Target | Measured | Met? |", "|---|---:|:-:|"]
     for target in data["targets"]:
         lines.append(f"| {target['target']} | {target['value']} | {_mark(target['met'])} |")
     return "\n".join(lines) + "\n"
@@ -683,7 +688,14 @@ def main() -> None:
     parser.add_argument(
         "--render", action="store_true", help="only re-render the table and plot from results.json"
     )
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="let a --quick run rewrite the tracked results and tables (a full run always does)",
+    )
     args = parser.parse_args()
+    if args.quick and not args.write and args.results_dir.resolve() == HERE:
+        args.results_dir = Path(tempfile.gettempdir()) / "trio_live_compare_quick"
     global TRIO_LIVE_PATH, RESULTS_JSON, RESULTS_MD, RESULTS_PNG, UPDATE_DOCS
     TRIO_LIVE_PATH = args.trio_live_path.resolve() if args.trio_live_path else None
     results_dir = args.results_dir.resolve()
