@@ -45,6 +45,7 @@ LAYERS: list[dict[str, list[str]]] = [
             "_errors",
             "_checks",
             "_stats",
+            "_gc",
             "_groups",
             "_httpclient",
             "_httpstatus",

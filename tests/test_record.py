@@ -66,9 +66,10 @@ async def test_inputs_calls_and_outputs_with_their_times(autojump_clock: object)
             (0.5, "input"),
             (0.5, "prompt"),
             (1.0, "input"),
-            (1.0, "call"),
-            (1.0, "prompt"),
             (1.0, "prompt_end"),
+            # The next call starts once the answer's first part is out.
+            (1.25, "call"),
+            (1.25, "prompt"),
             (1.25, "output"),
             (1.25, "model"),
             (1.75, "model"),

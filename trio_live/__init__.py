@@ -21,6 +21,7 @@ from ._errors import (
     SessionClosedError,
     SpeechError,
 )
+from ._gc import tune_gc
 from ._model import PromptStream, TurnModel, turn_model
 from ._parts import (
     DEBUG_SUBSTREAM,
@@ -131,6 +132,7 @@ __all__ = [
     "status_part",
     "text_part",
     "transcription",
+    "tune_gc",
     "turn_complete",
     "turn_model",
 ]

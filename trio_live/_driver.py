@@ -7,9 +7,13 @@ Each mechanism is here once:
   inside its own `trio.CancelScope`; barge-in is ``scope.cancel()`` followed
   by waiting on the generation's ``exited`` event (`Driver._carry_out`), so
   the next turn never starts while the old one tears down;
-* the next generation is started as soon as the previous turn is triggered
-  (pre-streaming): it reads the open prompt as it grows, and its output is
-  held back until its own turn is triggered;
+* the next generation is started as soon as the previous turn's first
+  output part is out (or that generation exited), so re-reading the history
+  never delays the answer in flight (pre-streaming): it reads the open prompt
+  as it grows, and its output is held back until its own turn is triggered;
+* a start of speech that `LiveSession.send` takes cancels the running
+  generation there and then (`Driver.cut_short`), and the `Fence` holds all
+  output until the pump has decided that part;
 * prompt and stash actions are carried out synchronously in one place
   (`Driver.store`), whether they come through the pump or `LiveSession.send`;
 * what a generation delivered joins the history, and the stash is flushed,
@@ -25,6 +29,7 @@ Each mechanism is here once:
 from __future__ import annotations
 
 import collections
+import math
 from typing import Literal
 
 import attrs
@@ -45,10 +50,18 @@ from ._actions import (
     Stash,
     TurnEnd,
 )
-from ._generation import Generation, GenerationOutput, heard_prefix
+from ._generation import Fence, Generation, GenerationOutput, heard_prefix
 from ._groups import raise_single
 from ._model import PromptStream, TurnModel
-from ._parts import TURN_STATS_MIMETYPE, Part, error_part, status_part
+from ._parts import (
+    RESERVED_SUBSTREAMS,
+    START_OF_SPEECH_MIMETYPE,
+    TRANSCRIPTION_SUBSTREAM,
+    TURN_STATS_MIMETYPE,
+    Part,
+    error_part,
+    status_part,
+)
 from ._policy import TurnPolicy
 from ._prompt import RollingPrompt
 from ._record import Recorder
@@ -56,6 +69,14 @@ from ._stats import TurnStats
 
 # How many ready input parts the pump takes before it yields to other tasks.
 _BATCH = 64
+
+
+def is_barge_in(part: Part) -> bool:
+    """True for a start of speech the policy reads as such (not on a reserved substream)."""
+    return part.mimetype == START_OF_SPEECH_MIMETYPE and (
+        not part.substream
+        or (part.substream not in RESERVED_SUBSTREAMS and part.substream != TRANSCRIPTION_SUBSTREAM)
+    )
 
 
 @attrs.define(eq=False)
@@ -69,11 +90,20 @@ class Driver:
     emit_stats: bool
     recent_turns: int
     recorder: Recorder | None = None
+    #: How many parts a pre-started generation may send before its trigger.
+    held_output: int = 0
     #: True while the pump waits on an empty inbox (see `LiveSession.send`).
     pump_waiting: bool = attrs.field(init=False, default=False)
+    #: When `run` started.
+    started_at: float | None = attrs.field(init=False, default=None)
     turns: int = attrs.field(init=False, default=0)
     interrupted: int = attrs.field(init=False, default=0)
     recent: collections.deque[TurnStats] = attrs.field(init=False)
+    #: Set by `close_input`: the input ends once the inbox holds no more parts.
+    input_closed: bool = attrs.field(init=False, default=False)
+    _wait_scope: trio.CancelScope | None = attrs.field(init=False, default=None)
+    #: Raised while a start of speech `cut_short` queued waits for the pump.
+    fence: Fence = attrs.field(init=False, factory=Fence)
     _generations: int = attrs.field(init=False, default=0)
     _current: Generation | None = attrs.field(init=False, default=None)
     _pending: Generation | None = attrs.field(init=False, default=None)
@@ -92,6 +122,7 @@ class Driver:
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Carry out `LiveSession.run`."""
+        self.started_at = trio.current_time()
         self._outbox = outbox
         with outbox, inbox:
             try:
@@ -134,21 +165,27 @@ class Driver:
             except trio.EndOfChannel:
                 return
             if part is None:
+                if self.input_closed:
+                    return
                 taken = 0
                 # Only the context-manager form's `send` reads this flag.
                 self.pump_waiting = True
                 try:
-                    # Wait for input, or until the policy has something due.
+                    # Wait for input, or until the policy has something due
+                    # (or `close_input` ends the wait).
                     deadline = policy.deadline
-                    if deadline is None:
+                    with trio.CancelScope(
+                        deadline=math.inf if deadline is None else deadline
+                    ) as scope:
+                        self._wait_scope = scope
                         part = await inbox.receive()
-                    else:
-                        with trio.move_on_at(deadline):
-                            part = await inbox.receive()
                 except trio.EndOfChannel:
                     return
                 finally:
                     self.pump_waiting = False
+                    self._wait_scope = None
+                if part is None and self.input_closed:
+                    return
             else:
                 taken += 1
                 if taken >= _BATCH:
@@ -166,11 +203,35 @@ class Driver:
                         store(action, now)
                     else:
                         await carry_out(action)
+                if self.fence.count and is_barge_in(part):
+                    self.fence.lower()
             deadline = policy.deadline
             if deadline is not None and trio.current_time() >= deadline:
                 # Input that never lets the pump wait must not delay what is due.
                 for effect in policy.tick(trio.current_time()):
                     await carry_out(effect)
+
+    def close_input(self) -> None:
+        """End the input after the parts already queued (either form of the session)."""
+        self.input_closed = True
+        self.pump_waiting = False
+        scope = self._wait_scope
+        if scope is not None:
+            scope.cancel()
+
+    def cut_short(self, now: float) -> None:
+        """A start of speech is about to be queued: silence every generation now.
+
+        The running generation is cancelled here, synchronously (the pump's
+        `BARGE_IN` later finds it cancelled, and the policy's verdict on it
+        is the same); the fence holds any other generation's output until
+        the pump has decided the part (call `Fence.lower` if it is not queued
+        after all).
+        """
+        self.fence.count += 1
+        current = self._current
+        if current is not None and not current.exited.is_set():
+            current.cancel(barge_in_at=now)
 
     def store(self, action: AddToPrompt | Stash, now: float) -> None:
         """Carry out a prompt or stash action (the one place that does)."""
@@ -193,8 +254,14 @@ class Driver:
             now = trio.current_time()
             closed = self.prompt.finalize(now)
             self._current = gen
-            self._pending = self._spawn()
+            # The next call starts once this turn's first part is out: its
+            # reading of the history does not delay this answer.
+            self._pending = self._spawn(after=gen.spoke)
             gen.release(self.policy.turn, prompt_parts=closed.size, now=now)
+            output = gen.output
+            if output is not None and output.flushing():
+                assert self._nursery is not None
+                self._nursery.start_soon(self._flush, gen, output)
         elif effect is BARGE_IN or effect is CANCEL:
             if current is not None and not current.exited.is_set():
                 current.cancel(barge_in_at=trio.current_time() if effect is BARGE_IN else None)
@@ -244,9 +311,9 @@ class Driver:
 
     # -- generations ---------------------------------------------------------
 
-    def _spawn(self) -> Generation:
+    def _spawn(self, after: trio.Event | None = None) -> Generation:
         self._generations += 1
-        gen = Generation(number=self._generations, cursor=self.prompt.pending())
+        gen = Generation(number=self._generations, cursor=self.prompt.pending(), after=after)
         assert self._nursery is not None
         self._nursery.start_soon(self._generate, gen, name=f"trio_live generation {gen.number}")
         return gen
@@ -254,15 +321,29 @@ class Driver:
     def _output_started(self, turn: int) -> list[Part]:
         return [e.part for e in self.policy.output_started(turn) if isinstance(e, Emit)]
 
+    async def _flush(self, gen: Generation, output: GenerationOutput) -> None:
+        # The held output goes out in its own scope, which a cancel of the
+        # generation cancels too: what is not out by then is dropped.
+        with trio.CancelScope() as scope:
+            gen.flush_scope = scope
+            if gen.scope.cancel_called:
+                scope.cancel()
+            await output.flush()
+
     async def _generate(self, gen: Generation) -> None:
         outbox = self._outbox
         assert outbox is not None
-        output = GenerationOutput(gen, outbox, self._output_started)
+        output = GenerationOutput(
+            gen, outbox, self._output_started, self.fence, hold=self.held_output
+        )
+        gen.output = output
         finished = False
         verdict = None
         try:
             try:
                 with gen.scope:
+                    if gen.after is not None and not gen.after.is_set():
+                        await gen.after.wait()
                     try:
                         await self.model(PromptStream(gen.cursor), output)
                     except Exception as error:
@@ -274,12 +355,16 @@ class Driver:
                     # only once triggered (with nothing more to say).
                     if not gen.released.is_set():
                         await gen.released.wait()
+                    if output.flush_due:
+                        await output.wait_flushed()
             finally:
+                gen.stopped_at = trio.current_time()
                 if gen.released.is_set():
                     verdict = self._end_turn(gen, finished=finished)
             if verdict is not None:
                 await self._close_turn(gen, verdict, outbox)
         finally:
+            gen.spoke.set()
             gen.exited.set()
 
     def _end_turn(self, gen: Generation, *, finished: bool) -> TurnEnd:

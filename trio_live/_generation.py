@@ -37,6 +37,10 @@ class Generation:
     scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     released: trio.Event = attrs.field(factory=trio.Event)
     exited: trio.Event = attrs.field(factory=trio.Event)
+    #: Set once its first output part is out (its send has returned), or it exited.
+    spoke: trio.Event = attrs.field(factory=trio.Event)
+    #: The call waits for this before it starts (the previous turn's `spoke`).
+    after: trio.Event | None = None
     # Set once, by `release`.
     turn: int = 0
     tag: Mapping[str, Any] = EMPTY_METADATA
@@ -48,9 +52,15 @@ class Generation:
     first_output_at: float | None = None
     # Written by the session.
     barge_in_at: float | None = None
+    #: When the model's call had ended (its scope exited).
+    stopped_at: float | None = None
     error: Exception | None = None
     #: Characters of the answer the listener reported hearing.
     heard: int = 0
+    #: Its output channel, once its task has made it.
+    output: GenerationOutput | None = None
+    #: The scope of the task releasing its held output, if one runs.
+    flush_scope: trio.CancelScope | None = None
 
     def release(self, turn: int, *, prompt_parts: int, now: float) -> None:
         """Its turn ``turn`` was triggered at ``now``: let its output through."""
@@ -66,6 +76,8 @@ class Generation:
         if barge_in_at is not None and not self.scope.cancel_called:
             self.barge_in_at = barge_in_at
         self.scope.cancel()
+        if self.flush_scope is not None:
+            self.flush_scope.cancel()
 
     def stats(self, *, ended_at: float, cancelled: bool) -> TurnStats:
         """Its turn's statistics, once its closing markers are out."""
@@ -78,7 +90,35 @@ class Generation:
             barge_in_at=self.barge_in_at if cancelled else None,
             prompt_parts=self.prompt_parts,
             output_parts=self.output_parts,
+            stopped_at=self.stopped_at,
         )
+
+
+@attrs.define(eq=False)
+class Fence:
+    """Holds every generation's output while a start of speech is on its way.
+
+    `LiveSession.send` raises it before it queues a start of speech (having
+    cancelled the running generation itself); the pump lowers it once the
+    policy has decided that part. Meanwhile no generation delivers anything,
+    so a turn that input queued ahead of the start of speech triggers cannot
+    speak after the caller's barge-in began.
+    """
+
+    count: int = 0
+    _lifted: trio.Event = attrs.field(factory=trio.Event)
+
+    def lower(self) -> None:
+        """One start of speech was decided."""
+        self.count -= 1
+        if not self.count:
+            self._lifted.set()
+            self._lifted = trio.Event()
+
+    async def wait(self) -> None:
+        """Wait until no start of speech is on its way (cancellation: nothing)."""
+        while self.count:
+            await self._lifted.wait()
 
 
 class GenerationOutput(trio.abc.SendChannel[Part]):
@@ -86,6 +126,12 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
 
     ``started(turn)`` is called before the turn's first part goes out and
     returns parts to send ahead of it (the policy's activity report).
+
+    Before its turn is triggered, up to ``hold`` parts are held here (a send
+    returns at once), so a model can answer early and still read on; they
+    are released, in order, by `flush` once the turn is triggered, and
+    dropped if the generation is cancelled first. Past ``hold`` a send waits
+    for the trigger.
     """
 
     def __init__(
@@ -93,14 +139,21 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
         gen: Generation,
         outbox: trio.MemorySendChannel[Part],
         started: Callable[[int], Sequence[Part]],
+        fence: Fence,
+        hold: int = 0,
     ) -> None:
         self._gen = gen
         self._outbox = outbox
         self._started = started
+        self._fence = fence
+        self._hold = hold
         self._closed = False
+        #: Parts sent before the trigger, not delivered yet.
+        self.held: list[Part] = []
+        self._flushed: trio.Event | None = None
 
     async def send(self, value: Part) -> None:
-        """Deliver ``value`` once the turn is triggered.
+        """Deliver ``value`` once the turn is triggered (or hold it until then).
 
         If cancelled, the part was not delivered and is not in the history.
         """
@@ -108,7 +161,55 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
         if self._closed or gen.exited.is_set():
             raise trio.ClosedResourceError("this generation has ended")
         if not gen.released.is_set():
+            if len(self.held) < self._hold:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                self.held.append(value)
+                await trio.lowlevel.cancel_shielded_checkpoint()
+                return
             await gen.released.wait()
+        if self.held or self._flushed is not None:
+            await self.wait_flushed()
+        await self._deliver(value)
+
+    def flushing(self) -> bool:
+        """Start a `flush` if parts are held (the driver calls it once, at release)."""
+        if not self.held:
+            return False
+        self._flushed = trio.Event()
+        return True
+
+    async def flush(self) -> None:
+        """Deliver the held parts, in order (after `flushing` returned True).
+
+        If cancelled, the parts not delivered yet are dropped.
+        """
+        try:
+            while self.held:
+                await self._deliver(self.held[0])
+                del self.held[0]
+        finally:
+            self.held.clear()
+            flushed, self._flushed = self._flushed, None
+            if flushed is not None:
+                flushed.set()
+
+    @property
+    def flush_due(self) -> bool:
+        """True while held parts are still to be delivered."""
+        return bool(self.held) or self._flushed is not None
+
+    async def wait_flushed(self) -> None:
+        """Wait until the held parts are out (a checkpoint; cancellation: nothing)."""
+        flushed = self._flushed
+        if flushed is None:
+            await trio.lowlevel.checkpoint()
+        else:
+            await flushed.wait()
+
+    async def _deliver(self, value: Part) -> None:
+        gen = self._gen
+        if self._fence.count:
+            await self._fence.wait()
         # Output is tagged with its turn (a player reports playback by turn).
         if value.role != "model" or value.metadata.get("turn") != gen.turn:
             metadata = value.metadata
@@ -125,6 +226,7 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
         await self._outbox.send(value)
         if gen.first_output_at is None:
             gen.first_output_at = trio.current_time()
+            gen.spoke.set()
         gen.output_parts += 1
         if not value.substream and not is_marker(value):
             gen.delivered.append(value)

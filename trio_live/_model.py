@@ -12,9 +12,12 @@ A turn model is any async callable ``model(prompt, output)``:
   waits gets `trio.BusyResourceError`.
 * ``output`` is a `trio.abc.SendChannel` of parts: every part the model sends
   goes to the session's output, and into the history once the generation
-  ends. A send blocks until the turn is triggered (the session starts the
-  next generation early so the model can read the prompt as it grows) and
-  under backpressure.
+  ends. The session starts the next generation early (as soon as the
+  previous answer's first part is out), so the model can read the prompt as
+  it grows; what it sends before its turn is triggered is held
+  (up to the session's ``output_buffer`` parts, after which a send waits for
+  the trigger), released at the trigger, and dropped if no turn comes. After
+  the trigger a send waits only under backpressure.
 
 The call runs as a task in the session's nursery inside its own cancel scope,
 so a model may open nurseries, stream over httpx or wait on a worker thread

@@ -11,6 +11,7 @@ policy call and the same prompt action as the pump.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from types import TracebackType
 from typing import Literal, Self
 
@@ -19,7 +20,7 @@ import trio
 
 from ._actions import EndOfInput, TriggerMode, end_of_input_mode, trigger_mode
 from ._checks import non_negative, one_of
-from ._driver import Driver
+from ._driver import Driver, is_barge_in
 from ._errors import SessionClosedError
 from ._groups import raise_single
 from ._model import TurnModel
@@ -70,7 +71,10 @@ class LiveSession:
             may follow the turn's ``turn_complete``).
         recent_turns: how many recent turns `statistics` keeps.
         input_buffer: capacity of the input channel.
-        output_buffer: capacity of the output channel.
+        output_buffer: capacity of the output channel, and how many parts a
+            pre-started generation may send before its turn is triggered
+            (they are held, then released at the trigger or dropped if the
+            generation is cancelled first).
         recorder: a `Recorder` that logs the conversation for a replay.
     """
 
@@ -121,6 +125,7 @@ class LiveSession:
             emit_stats=self.emit_stats,
             recent_turns=self.recent_turns,
             recorder=self.recorder,
+            held_output=self.output_buffer,
         )
 
     # -- observing -----------------------------------------------------------
@@ -144,7 +149,13 @@ class LiveSession:
             state=driver.policy.state.value,
             activity=driver.policy.activity.value,
             recent_turns=tuple(driver.recent),
+            started_at=driver.started_at,
         )
+
+    @property
+    def started_at(self) -> float | None:
+        """When the session started (`trio.current_time`), None before it ran."""
+        return self._driver.started_at
 
     # -- the task form -------------------------------------------------------
 
@@ -212,40 +223,132 @@ class LiveSession:
         except BaseExceptionGroup as group:
             raise_single(group)
 
+    def _inbox(self) -> trio.MemorySendChannel[Part]:
+        send_in = self._send_in
+        if send_in is None:
+            raise RuntimeError("use 'async with LiveSession(...)' before sending")
+        if self._driver.input_closed:
+            raise SessionClosedError("the session no longer takes input")
+        return send_in
+
+    def _take_directly(self, part: Part) -> bool:
+        # Plain input (audio, text) while the pump waits on an empty inbox:
+        # nothing is queued ahead of it, so it is taken here, saving a task
+        # switch per part. Any other part goes to the pump, and what follows
+        # queues behind it.
+        driver = self._driver
+        if not driver.pump_waiting:
+            return False
+        if is_plain(part):
+            if self.recorder is not None:
+                self.recorder.input(part)
+            driver.store(driver.policy.take_plain(part), trio.current_time())
+            return True
+        driver.pump_waiting = False
+        return False
+
     async def send(self, part: Part) -> None:
         """Send one input part (waits while the input buffer is full).
 
-        If cancelled, the part was not sent.
+        A start of speech cuts the running answer short at once, before it
+        is queued: no model part is delivered after this call began (the
+        policy still decides the part in order with the input ahead of it).
+
+        If cancelled, the part was not sent (a start of speech has still cut
+        the running answer short).
 
         Raises:
             SessionClosedError: after `close_input`, or once the session ended.
         """
-        send_in = self._send_in
-        if send_in is None:
-            raise RuntimeError("use 'async with LiveSession(...)' before sending")
-        driver = self._driver
-        if driver.pump_waiting:
-            if is_plain(part):
-                # Plain input (audio, text) while the pump waits on an empty
-                # inbox: nothing is queued ahead of it, so it is taken here,
-                # saving a task switch per part. Like a channel send, a
-                # cancelled call took nothing.
-                await trio.lowlevel.checkpoint_if_cancelled()
-                if self.recorder is not None:
-                    self.recorder.input(part)
-                driver.store(driver.policy.take_plain(part), trio.current_time())
-                await trio.lowlevel.cancel_shielded_checkpoint()
-                return
-            # This part goes to the pump; what follows queues behind it.
-            driver.pump_waiting = False
+        send_in = self._inbox()
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if self._take_directly(part):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return
+        if is_barge_in(part):
+            await self._send_barge_in(send_in, part)
+            return
         try:
             await send_in.send(part)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             raise SessionClosedError("the session no longer takes input") from None
 
+    def send_nowait(self, part: Part) -> None:
+        """Send one input part without waiting, as `send` would.
+
+        Raises:
+            trio.WouldBlock: the input buffer is full; nothing was sent (and
+                a start of speech has not cut anything short).
+            SessionClosedError: after `close_input`, or once the session ended.
+        """
+        send_in = self._inbox()
+        if self._take_directly(part):
+            return
+        barge_in = is_barge_in(part)
+        if barge_in:
+            stats = send_in.statistics()
+            if stats.current_buffer_used >= stats.max_buffer_size and not (
+                stats.tasks_waiting_receive
+            ):
+                raise trio.WouldBlock
+            self._driver.cut_short(trio.current_time())
+        try:
+            send_in.send_nowait(part)
+        except trio.WouldBlock:
+            if barge_in:
+                self._driver.fence.lower()
+            raise
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            if barge_in:
+                self._driver.fence.lower()
+            raise SessionClosedError("the session no longer takes input") from None
+
+    async def send_all(self, parts: Iterable[Part]) -> None:
+        """Send the parts in order, as `send` would, with one checkpoint for all.
+
+        It waits only while the input buffer is full.
+
+        If cancelled, the parts before the one it was waiting to send were
+        sent, and the rest were not.
+
+        Raises:
+            SessionClosedError: after `close_input`, or once the session ended.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        waited = False
+        for part in parts:
+            try:
+                self.send_nowait(part)
+            except trio.WouldBlock:
+                await self.send(part)
+                waited = True
+        if not waited:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _send_barge_in(self, send_in: trio.MemorySendChannel[Part], part: Part) -> None:
+        # The running answer is cut short before the part is queued; the
+        # fence holds any output until the pump has decided it.
+        driver = self._driver
+        driver.cut_short(trio.current_time())
+        queued = False
+        try:
+            await send_in.send(part)
+            queued = True
+        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            raise SessionClosedError("the session no longer takes input") from None
+        finally:
+            if not queued:
+                driver.fence.lower()
+
     def close_input(self) -> None:
-        """End the input: the session finishes its last answer, then ends its output."""
-        self._driver.pump_waiting = False
+        """End the input: the session finishes its last answer, then ends its output.
+
+        Parts already sent are taken first; `send`, `send_nowait` and
+        `send_all` raise `SessionClosedError` from now on. In the task form
+        (`run`), the input ends the same way once ``inbox`` holds no more
+        parts, whether or not ``inbox`` was closed.
+        """
+        self._driver.close_input()
         if self._send_in is not None:
             self._send_in.close()
 

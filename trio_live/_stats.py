@@ -11,7 +11,8 @@ import attrs
 class TurnStats:
     """What happened in one triggered generation.
 
-    Times are `trio.current_time` values.
+    Times are `trio.current_time` values (subtract
+    `SessionStatistics.started_at` for times since the session started).
 
     Attributes:
         turn: the turn's number in the session, from 1 (output parts and
@@ -21,6 +22,8 @@ class TurnStats:
         ended_at: when its closing markers had been sent.
         cancelled: True if it was cut short (barge-in or a newer turn).
         barge_in_at: when the start of speech that cancelled it arrived.
+        stopped_at: when the model's call had ended (returned, failed, or
+            cancelled), before its closing markers were sent.
         prompt_parts: how many parts the model's prompt held.
         output_parts: how many output parts were delivered.
     """
@@ -33,6 +36,7 @@ class TurnStats:
     barge_in_at: float | None
     prompt_parts: int
     output_parts: int
+    stopped_at: float | None = None
 
     @property
     def time_to_first_output(self) -> float | None:
@@ -43,10 +47,15 @@ class TurnStats:
 
     @property
     def barge_in_latency(self) -> float | None:
-        """Seconds from the start of speech to the interrupted turn's end."""
+        """Seconds from the start of speech to the generation's cancel taking effect.
+
+        That is, until the model's call had ended: waits on a full output
+        channel for the closing markers are not counted.
+        """
         if self.barge_in_at is None:
             return None
-        return self.ended_at - self.barge_in_at
+        stopped = self.ended_at if self.stopped_at is None else self.stopped_at
+        return stopped - self.barge_in_at
 
     def as_dict(self) -> dict[str, Any]:
         """The fields and the two derived latencies, as plain JSON values."""
@@ -70,6 +79,8 @@ class SessionStatistics:
         activity: what the conversation visibly does (``listening``,
             ``thinking``, ``speaking``).
         recent_turns: the last turns' statistics, oldest first.
+        started_at: when the session started (`trio.current_time`; None
+            before it ran).
     """
 
     turns: int
@@ -79,3 +90,4 @@ class SessionStatistics:
     state: str
     activity: str
     recent_turns: tuple[TurnStats, ...]
+    started_at: float | None = None

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from .. import LiveError, LiveSession, Part, Stage, TurnModel, is_error
+from .. import LiveError, LiveSession, Part, Stage, TurnModel, is_error, tune_gc
 from .. import web as workers
 from .._groups import raise_single
 from ..models import add_model_arguments
@@ -147,6 +147,9 @@ async def serve(model: TurnModel, config: ServerConfig, stt: str = "auto") -> No
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             port = await nursery.start(server.serve)
+            # Everything the server keeps is loaded: CPython's full
+            # collections need not walk it again (see trio_live.tune_gc).
+            tune_gc()
             if worker is None:
                 print(f"trio-live: open {page_url(config, port)} (Ctrl-C stops)", flush=True)
                 logger.info("page at %s", page_url(config, port, mask_token=True))
