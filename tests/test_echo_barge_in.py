@@ -57,6 +57,7 @@ def test_the_user_over_the_echo_starts_speech_within_0_3_s_reaching_back() -> No
     assert event.detected_at == pytest.approx(t + 2 * FRAME)  # echo_min_loud 0.06: 2 frames
     assert event.detected_at <= t + 0.3
     assert event.at == pytest.approx(t - 0.3 - 0.1)  # echo_lookback and padding: at <= T
+    assert event.guarded
 
 
 def test_nothing_starts_while_the_echo_settles_and_a_quiet_user_does_not_barge_in() -> None:

@@ -95,7 +95,7 @@ class VadConfig:
     padding: float = attrs.field(default=0.1, validator=finite_non_negative)
     echo_threshold: float = attrs.field(default=0.85, validator=_check_fraction)
     echo_min_speech: float = attrs.field(default=0.5, validator=finite_non_negative)
-    echo_lookback: float = attrs.field(default=0.3, validator=finite_non_negative)
+    echo_lookback: float = attrs.field(default=0.15, validator=finite_non_negative)
     echo_margin: float = attrs.field(default=1.5, validator=finite_non_negative)
     echo_min_loud: float = attrs.field(default=0.06, validator=finite_non_negative)
     echo_onset_window: float = attrs.field(default=0.3, validator=finite_non_negative)
@@ -111,11 +111,15 @@ class SpeechEvent:
         kind: ``"start"`` or ``"end"``.
         at: where speech starts or ends in the stream (seconds, padded).
         detected_at: the stream time at which the machine decided.
+        guarded: a start decided by loudness under the echo guard: the
+            audio before ``at`` is the model's echo (speech to text leaves
+            it out).
     """
 
     kind: Literal["start", "end"]
     at: float
     detected_at: float
+    guarded: bool = False
 
 
 class VadState(enum.Enum):
@@ -340,6 +344,7 @@ class VadMachine:
         if events:
             self._loud_onset = False
             self._pending = []
+            return [attrs.evolve(event, guarded=True) for event in events]
         return events
 
     def _follow_sound(self, probability: float, start: float, end: float) -> None:

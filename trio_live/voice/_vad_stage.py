@@ -56,7 +56,9 @@ class VadStatistics:
 def speech_event_part(event: SpeechEvent) -> Part:
     """The marker part for ``event``, with its stream times in the metadata."""
     marker = start_of_speech() if event.kind == "start" else end_of_speech()
-    return marker.with_metadata(at=round(event.at, 6), detected_at=round(event.detected_at, 6))
+    marker = marker.with_metadata(at=round(event.at, 6), detected_at=round(event.detected_at, 6))
+    # Under the echo guard the audio before ``at`` is the model's echo.
+    return marker.with_metadata(echo_before=True) if event.guarded else marker
 
 
 @attrs.define(eq=False)
