@@ -5,8 +5,9 @@
 * At start of speech it opens an utterance (seeded with ``pre_roll`` seconds
   of the audio just before, because the voice activity detector raises the
   event a little after speech began, or from the event's ``at`` stream time
-  if that is earlier, up to 2 s before) and buffers audio until end of
-  speech. Stream time counts the seconds of audio seen, as `VadStage` does.
+  if that is earlier, up to 2 s before; exactly from ``at`` when the event
+  says ``echo_before``: the audio before it is the model's echo) and buffers
+  audio until end of speech. Stream time counts the seconds of audio seen, as `VadStage` does.
 * While the user speaks, a worker task recognizes the utterance so far every
   ``partial_every`` seconds of new audio, and emits partial transcriptions.
   A synchronous recognizer runs in a worker thread (an async one in a task);
@@ -289,7 +290,11 @@ class SpeechToText:
                     current = _Utterance()
                     begin = position - self.pre_roll
                     at = part.metadata.get("at")
-                    if isinstance(at, int | float) and at < begin:
+                    if isinstance(at, int | float) and (
+                        at < begin or part.metadata.get("echo_before")
+                    ):
+                        # Before a start decided under the echo guard is the
+                        # model's echo: the utterance starts at ``at``, no earlier.
                         begin = max(at, position - keep)
                     current.begin = position
                     for rate, pcm16, level, end in recent:

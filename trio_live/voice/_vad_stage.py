@@ -24,7 +24,7 @@ import trio
 
 from .._errors import AudioFormatError
 from .._parts import Part, end_of_speech, error_part, is_audio, start_of_speech
-from ._audio import Rechunker, part_pcm, resample
+from ._audio import Rechunker, part_pcm, resample, rms
 from ._vad import SpeechEvent, VadConfig, VadMachine
 from ._vad_backends import VadBackend, make_backend
 
@@ -56,7 +56,9 @@ class VadStatistics:
 def speech_event_part(event: SpeechEvent) -> Part:
     """The marker part for ``event``, with its stream times in the metadata."""
     marker = start_of_speech() if event.kind == "start" else end_of_speech()
-    return marker.with_metadata(at=round(event.at, 6), detected_at=round(event.detected_at, 6))
+    marker = marker.with_metadata(at=round(event.at, 6), detected_at=round(event.detected_at, 6))
+    # Under the echo guard the audio before ``at`` is the model's echo.
+    return marker.with_metadata(echo_before=True) if event.guarded else marker
 
 
 @attrs.define(eq=False)
@@ -86,9 +88,10 @@ class VadStage:
     def model_speaking(self) -> bool:
         """The echo guard: set it while the model's voice plays through speakers.
 
-        While set, starting speech needs the (higher) echo threshold and echo
-        minimum speech, so the model's own voice reaching the microphone does
-        not barge in on itself, while a user who speaks up clearly still does.
+        While set, starting speech needs frames clearly louder than the echo
+        the microphone hears meanwhile (see `VadMachine`), so the model's own
+        voice reaching the microphone does not barge in on itself, while a
+        user who speaks over it still does, about as fast as without the guard.
         """
         return self._machine.model_speaking
 
@@ -157,7 +160,9 @@ class VadStage:
             start = self._samples
             self._samples += size
             self._frames += 1
-            events.extend(push(backend.probability(frame), start / rate, self._samples / rate))
+            # The level lets the echo guard tell the user from the echo.
+            probability = backend.probability(frame)
+            events.extend(push(probability, start / rate, self._samples / rate, rms(frame)))
         return events
 
     async def _send_event(self, event: SpeechEvent, outbox: trio.MemorySendChannel[Part]) -> None:
