@@ -535,3 +535,27 @@ async def test_an_unexpected_error_ends_its_connection_only(
             await still_serves(port)
     assert "connection failed (RuntimeError)" in caplog.text
     assert "secret-looking" not in caplog.text
+
+
+async def test_a_message_too_big_gets_its_1009_although_the_client_still_sends() -> None:
+    # The client is still sending the rest of an oversized message when the
+    # server closes with 1009. A server that then closes its socket with that
+    # data unread makes the kernel answer with a reset, and the close frame
+    # can be lost (the page showed 1006): the server lingers instead.
+    with trio.fail_after(TIMEOUT):
+        async with running() as (_, port):
+            for _ in range(3):
+                sock, frames = await opened(port)
+                big = frame(0x1, b"x" * (1 << 20))
+                await sock.send(big[: 300 * 1024])
+                await trio.sleep(0.05)  # the server has read past the limit and closed
+                # A browser that gets a reset while it writes reports 1006 at once.
+                rest = memoryview(big)[300 * 1024 :]
+                while rest:
+                    rest = rest[await sock.send(rest) :]
+                got = await frames.next()
+                while got is not None and got[0] != 0x8:
+                    got = await frames.next()
+                assert got is not None, "no close frame: the connection was reset"
+                assert struct.unpack("!H", got[1][:2])[0] == 1009
+                sock.close()

@@ -41,6 +41,7 @@ from ._http import (
     BadRequest,
     PrefixedStream,
     RequestHead,
+    close_lingering,
     file_response,
     read_head,
     response,
@@ -325,7 +326,7 @@ class WebServer:
                                 if ws is not None:
                                     await self._websocket(ws)
                         finally:
-                            await stream.aclose()
+                            await close_lingering(stream, self.config.close_grace)
                 except BaseExceptionGroup as group:
                     _, rest = group.split(_GONE)
                     if rest is not None:
