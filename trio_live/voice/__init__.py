@@ -47,6 +47,13 @@ from ._stt_backends import (
 )
 from ._stt_http import HttpRecognizer
 from ._tts import EspeakTts, TtsStatistics, split_sentences
+from ._turn_detect import (
+    SmartTurnModel,
+    TurnDetector,
+    log_mel_features,
+    smart_turn_available,
+    smart_turn_model_path,
+)
 from ._vad import SpeechEvent, VadConfig, VadMachine, VadState
 from ._vad_backends import SileroBackend, VadBackend, WebRtcBackend, default_backend, make_backend
 from ._vad_stage import VadStage, VadStatistics, speech_event_part
@@ -62,9 +69,11 @@ __all__ = [
     "Rechunker",
     "Recognizer",
     "SileroBackend",
+    "SmartTurnModel",
     "SpeechEvent",
     "SpeechToText",
     "TtsStatistics",
+    "TurnDetector",
     "VadBackend",
     "VadConfig",
     "VadMachine",
@@ -81,6 +90,7 @@ __all__ = [
     "frames",
     "keywords_grammar",
     "load_recognizer",
+    "log_mel_features",
     "make_backend",
     "moonshine_available",
     "parse_wav",
@@ -90,6 +100,8 @@ __all__ = [
     "resample",
     "rms",
     "send_paced",
+    "smart_turn_available",
+    "smart_turn_model_path",
     "speech_event_part",
     "split_sentences",
     "write_wav",
