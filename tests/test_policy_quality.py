@@ -496,3 +496,35 @@ async def test_user_speech_restarts_the_idle_timer(autojump_clock: trio.abc.Cloc
         (5.5, 1, False),
         (8.5, 2, True),
     ]
+
+
+# --- the demo's switches ------------------------------------------------------
+
+
+def test_the_demo_switches_the_rules_on() -> None:
+    from trio_live._cli import UsageError, build_parser
+    from trio_live._cli.demo import check, session_options
+
+    parser = build_parser("demo")
+    args = parser.parse_args(
+        [
+            "demo",
+            "--min-interruption-duration",
+            "0.4",
+            "--min-interruption-words",
+            "1",
+            "--false-interruption-timeout",
+            "1.0",
+            "--user-idle-timeout",
+            "8",
+            "--user-idle-prompt",
+            "Ask if they are still there.",
+        ]
+    )
+    options = session_options(args)
+    assert options["min_interruption_duration"] == 0.4
+    assert options["user_idle_prompt"] == "Ask if they are still there."
+    assert not LiveSession(ScriptedModel(), **options).history()
+    bad = parser.parse_args(["demo", "--min-interruption-duration", "-1"])
+    with pytest.raises(UsageError, match="min-interruption-duration"):
+        check(bad)

@@ -137,6 +137,11 @@ def backchannel_set(value: object) -> frozenset[str]:
     return frozenset(phrases)
 
 
+def backchannel_tuple(value: object) -> tuple[str, ...]:
+    """The ``backchannels`` option as a sorted tuple (how `LiveSession` keeps it)."""
+    return tuple(sorted(backchannel_set(value)))
+
+
 # --- the machine ------------------------------------------------------------
 
 

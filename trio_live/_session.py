@@ -25,7 +25,7 @@ from ._errors import SessionClosedError
 from ._groups import raise_single
 from ._model import TurnModel
 from ._parts import Part, is_plain
-from ._policy import DEFAULT_BACKCHANNELS, TurnPolicy
+from ._policy import DEFAULT_BACKCHANNELS, TurnPolicy, backchannel_tuple
 from ._prompt import DEFAULT_MAX_PARTS, DEFAULT_WINDOW, RollingPrompt
 from ._record import Recorder
 from ._stats import SessionStatistics
@@ -116,7 +116,9 @@ class LiveSession:
     min_interruption_duration: float = 0.0
     min_interruption_words: int = 0
     false_interruption_timeout: float | None = None
-    backchannels: Iterable[str] = DEFAULT_BACKCHANNELS
+    backchannels: tuple[str, ...] = attrs.field(
+        default=DEFAULT_BACKCHANNELS, converter=backchannel_tuple
+    )
     incomplete_turn_timeout: float = 2.0
     user_idle_timeout: float | None = None
     user_idle_prompt: str | None = None

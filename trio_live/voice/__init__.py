@@ -34,6 +34,7 @@ from ._audio import (
     write_wav,
 )
 from ._pacing import WavSource, send_paced
+from ._piper import PiperTts, piper_available
 from ._playback import PlaybackTracker
 from ._stt import SpeechToText
 from ._stt_backends import (
@@ -64,6 +65,7 @@ __all__ = [
     "EspeakTts",
     "HttpRecognizer",
     "MoonshineRecognizer",
+    "PiperTts",
     "PlaybackTracker",
     "PocketSphinxRecognizer",
     "Rechunker",
@@ -96,6 +98,7 @@ __all__ = [
     "parse_wav",
     "part_pcm",
     "pcm_to_float",
+    "piper_available",
     "read_wav",
     "resample",
     "rms",
