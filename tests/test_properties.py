@@ -91,6 +91,12 @@ replies = st.lists(st.lists(st.sampled_from(["a", "b", "c"]), max_size=4), min_s
     buffer=st.sampled_from([0, 1, 64]),
     track=st.booleans(),
     timeout=st.sampled_from([None, 0.1, 1.0]),
+    min_duration=st.sampled_from([0.0, 0.0, 0.1, 0.5]),
+    min_words=st.sampled_from([0, 0, 1, 2]),
+    false_timeout=st.sampled_from([None, None, 0.3]),
+    idle=st.sampled_from([None, None, 0.5, 2.0]),
+    idle_prompt=st.sampled_from([None, "still there?"]),
+    idle_retries=st.sampled_from([1, 2]),
 )
 def test_conversation_guarantees(
     events: list[tuple[float, str]],
@@ -103,6 +109,12 @@ def test_conversation_guarantees(
     buffer: int,
     track: bool,
     timeout: float | None,
+    min_duration: float,
+    min_words: int,
+    false_timeout: float | None,
+    idle: float | None,
+    idle_prompt: str | None,
+    idle_retries: int,
 ) -> None:
     timeline: list[tuple[float, Part]] = []
     now = 0.0
@@ -126,6 +138,12 @@ def test_conversation_guarantees(
         output_buffer=buffer,
         track_playback=track,
         end_of_speech_timeout=timeout,
+        min_interruption_duration=min_duration,
+        min_interruption_words=min_words,
+        false_interruption_timeout=false_timeout,
+        user_idle_timeout=idle,
+        user_idle_prompt=idle_prompt,
+        user_idle_retries=idle_retries,
     )
     tasks: list[int] = []
 

@@ -114,6 +114,8 @@ class Control(enum.Enum):
     FINISH_PLAYBACK = "finish_playback"
     #: Cancel the pre-started generation that no turn will release.
     DROP_PENDING = "drop_pending"
+    #: End the input, as `LiveSession.close_input` does (the idle user).
+    CLOSE_INPUT = "close_input"
 
 
 CANCEL: Final = Control.CANCEL
@@ -123,6 +125,7 @@ AWAIT: Final = Control.AWAIT
 STOP_PLAYBACK: Final = Control.STOP_PLAYBACK
 FINISH_PLAYBACK: Final = Control.FINISH_PLAYBACK
 DROP_PENDING: Final = Control.DROP_PENDING
+CLOSE_INPUT: Final = Control.CLOSE_INPUT
 
 #: What the driver must await: output to send, a generation to handle.
 Effect = Emit | Control

@@ -39,6 +39,7 @@ from ._actions import (
     AWAIT,
     BARGE_IN,
     CANCEL,
+    CLOSE_INPUT,
     DROP_PENDING,
     FINISH_PLAYBACK,
     STOP_PLAYBACK,
@@ -193,8 +194,7 @@ class Driver:
                     await trio.lowlevel.checkpoint()
             now = trio.current_time()
             if part is None:
-                for effect in policy.tick(now):
-                    await carry_out(effect)
+                await self._tick(now)
             else:
                 if self.recorder is not None:
                     self.recorder.input(part)
@@ -208,8 +208,22 @@ class Driver:
             deadline = policy.deadline
             if deadline is not None and trio.current_time() >= deadline:
                 # Input that never lets the pump wait must not delay what is due.
-                for effect in policy.tick(trio.current_time()):
-                    await carry_out(effect)
+                await self._tick(trio.current_time())
+
+    async def _tick(self, now: float) -> None:
+        # A timed rule may add to the prompt (the idle user's prompt).
+        for action in self.policy.tick(now):
+            if isinstance(action, (AddToPrompt, Stash)):
+                self.store(action, now)
+            else:
+                await self._carry_out(action)
+
+    def _timers_changed(self) -> None:
+        # A timer the policy started outside the pump (the idle user's, once
+        # an answer is over) shortens the pump's wait.
+        scope, deadline = self._wait_scope, self.policy.deadline
+        if scope is not None and deadline is not None and deadline < scope.deadline:
+            scope.deadline = deadline
 
     def close_input(self) -> None:
         """End the input after the parts already queued (either form of the session)."""
@@ -279,6 +293,8 @@ class Driver:
             self._commit(playing, playing.heard)
         elif effect is FINISH_PLAYBACK:
             self._commit(self._take_playing(), None)
+        elif effect is CLOSE_INPUT:
+            self.close_input()
 
     def _take_playing(self) -> Generation:
         playing, self._playing = self._playing, None
@@ -296,6 +312,7 @@ class Driver:
                     self._commit(self._take_playing(), None)
                 elif isinstance(effect, Emit):
                     self._emit_now(effect.part)
+            self._timers_changed()
 
     def _emit_now(self, part: Part) -> None:
         # For a report from synchronous code: in order if there is room.
@@ -377,6 +394,7 @@ class Driver:
             self._playing = gen
         else:
             self._commit(gen, gen.heard if verdict.keep is Keep.HEARD else None)
+        self._timers_changed()
         return verdict
 
     def _commit(self, gen: Generation, heard: int | None) -> None:

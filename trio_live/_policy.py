@@ -31,12 +31,19 @@ Invariants:
   can change (a generation ending flushes the stash).
 
 The rules, one line each, are in `TurnPolicy.receive`, `TurnPolicy.tick`
-and `TurnPolicy.input_ended`. Time is an argument: the one timed rule (a
-held final transcription triggers after `end_of_speech_timeout`) shows as
+and `TurnPolicy.input_ended`. Time is an argument: each timed rule keeps its
+own timer (a held final transcription's bound, a pending interruption's
+minimum duration and its false-interruption bound, an incomplete turn's
+pause, the idle user's timeout); the earliest one shows as
 `TurnPolicy.deadline`, and the driver calls `tick` once it has passed.
 """
 
 from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Final
 
 import attrs
 
@@ -44,6 +51,7 @@ from ._actions import (
     AWAIT,
     BARGE_IN,
     CANCEL,
+    CLOSE_INPUT,
     DROP_PENDING,
     FINISH_PLAYBACK,
     NOTHING,
@@ -78,7 +86,61 @@ from ._parts import (
     is_end_of_turn,
     is_final_transcription,
     is_plain,
+    status_part,
+    text_part,
 )
+
+#: Said over an answer, these do not interrupt it (`TurnPolicy.backchannels`).
+DEFAULT_BACKCHANNELS: Final = frozenset(
+    {
+        "mm",
+        "mmm",
+        "mm-hm",
+        "mm-hmm",
+        "mhm",
+        "hm",
+        "hmm",
+        "uh-huh",
+        "uh huh",
+        "aha",
+        "ah",
+        "oh",
+        "yeah",
+        "yep",
+        "yes",
+        "right",
+        "okay",
+        "ok",
+        "sure",
+        "i see",
+        "got it",
+        "cool",
+    }
+)
+
+_WORDS: Final = re.compile(r"[\w'-]+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORDS.findall(text.lower())
+
+
+def backchannel_set(value: object) -> frozenset[str]:
+    """The ``backchannels`` option: words or short phrases, normalised."""
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValueError(f"backchannels must be a collection of strings, got {value!r}")
+    phrases = set()
+    for item in value:
+        if not isinstance(item, str) or not _words(item):
+            raise ValueError(f"backchannels must hold words, got {item!r}")
+        phrases.add(" ".join(_words(item)))
+    return frozenset(phrases)
+
+
+def backchannel_tuple(value: object) -> tuple[str, ...]:
+    """The ``backchannels`` option as a sorted tuple (how `LiveSession` keeps it)."""
+    return tuple(sorted(backchannel_set(value)))
+
 
 # --- the machine ------------------------------------------------------------
 
@@ -88,6 +150,29 @@ def _check_timeout(
 ) -> None:
     if value is not None and not value > 0:
         raise ValueError(f"{attribute.name} must be > 0 or None, got {value!r}")
+
+
+def _check_duration(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"{attribute.name} must be a number of seconds >= 0, got {value!r}")
+    if math.isinf(value):
+        raise ValueError(f"{attribute.name} must be finite, got {value!r}")
+
+
+def _check_positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"{attribute.name} must be a number of seconds > 0, got {value!r}")
+
+
+def _check_count(instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    minimum = 1 if attribute.name == "user_idle_retries" else 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{attribute.name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_prompt(instance: object, attribute: attrs.Attribute[str | None], value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise ValueError(f"{attribute.name} must be a non-empty string or None, got {value!r}")
 
 
 @attrs.define(eq=False)
@@ -112,6 +197,29 @@ class TurnPolicy:
             an answer joins the history only once heard (see `PLAYING`).
         emit_activity: report every change of `activity` as an `Emit` of an
             activity part (see `trio_live.activity_part`).
+        min_interruption_duration: seconds speech over an answer must last
+            before it interrupts (0: at its start).
+        min_interruption_words: words (backchannels not counted) speech over
+            an answer must yield, in a partial or final transcription, before
+            it interrupts (0: none needed).
+        false_interruption_timeout: seconds after its start that speech over
+            an answer has to yield words; speech without words by then (a
+            cough, a noise) is no interruption and the answer goes on. Setting
+            it makes interruptions wait for at least one word. None: no bound.
+        backchannels: words and short phrases ("mm-hm", "yeah") that, said
+            over an answer, never interrupt it; they join the history as what
+            the user said.
+        incomplete_turn_timeout: seconds an end of speech that an end-of-turn
+            detector marked incomplete (``metadata["turn_complete"] is False``)
+            waits for more speech before it counts as the end of the turn.
+        user_idle_timeout: seconds without user input after an answer before
+            the user counts as idle (a status part ``{"user_idle": n, ...}``);
+            None never does.
+        user_idle_prompt: if set, each idle event adds this text (role
+            ``system``) to the prompt and triggers a turn the model answers.
+        user_idle_retries: how many idle events (each with its prompt) before
+            the policy gives up on the user (a last status part).
+        user_idle_end: on giving up, end the input (the session closes).
     """
 
     trigger: TriggerMode = attrs.field(
@@ -124,13 +232,47 @@ class TurnPolicy:
     track_playback: bool = False
     end_of_speech_timeout: float | None = attrs.field(default=None, validator=_check_timeout)
     emit_activity: bool = False
+    min_interruption_duration: float = attrs.field(default=0.0, validator=_check_duration)
+    min_interruption_words: int = attrs.field(default=0, validator=_check_count)
+    false_interruption_timeout: float | None = attrs.field(default=None, validator=_check_timeout)
+    backchannels: frozenset[str] = attrs.field(
+        default=DEFAULT_BACKCHANNELS, converter=backchannel_set
+    )
+    incomplete_turn_timeout: float = attrs.field(default=2.0, validator=_check_positive)
+    user_idle_timeout: float | None = attrs.field(default=None, validator=_check_timeout)
+    user_idle_prompt: str | None = attrs.field(default=None, validator=_check_prompt)
+    user_idle_retries: int = attrs.field(default=1, validator=_check_count)
+    user_idle_end: bool = False
     state: State = attrs.field(init=False, default=State.LISTENING)
     #: Between start and end of speech.
     user_speaking: bool = attrs.field(init=False, default=False)
     #: A trigger is held until the end of speech.
     trigger_deferred: bool = attrs.field(init=False, default=False)
+    # The timers (None: not running); `deadline` is the earliest.
     #: When a held trigger fires anyway (see `end_of_speech_timeout`).
-    deadline: float | None = attrs.field(init=False, default=None)
+    _held_until: float | None = attrs.field(init=False, default=None)
+    #: When pending speech has lasted `min_interruption_duration`.
+    _long_at: float | None = attrs.field(init=False, default=None)
+    #: When pending speech without words is dismissed.
+    _dismiss_at: float | None = attrs.field(init=False, default=None)
+    #: When an end of speech marked incomplete ends the turn anyway.
+    _pause_until: float | None = attrs.field(init=False, default=None)
+    #: When the user counts as idle.
+    _idle_at: float | None = attrs.field(init=False, default=None)
+    # A pending interruption: speech over turn `_pending_turn`'s answer that
+    # has not yet lasted long enough (`_long`) or yielded words (`_worded`);
+    # `_held_trigger`: a trigger it held (fires if it interrupts).
+    _pending_turn: int = attrs.field(init=False, default=0)
+    _long: bool = attrs.field(init=False, default=False)
+    _worded: bool = attrs.field(init=False, default=False)
+    _held_trigger: bool = attrs.field(init=False, default=False)
+    #: Speech over this turn's answer was dismissed; its final transcription,
+    #: when it comes, is what the user said, not a trigger.
+    _dismissed_turn: int = attrs.field(init=False, default=0)
+    # The idle user: the latest answered turn the timer was armed after, and
+    # the idle events since the user last said something.
+    _idle_turn: int = attrs.field(init=False, default=0)
+    _idle_count: int = attrs.field(init=False, default=0)
     #: User input arrived since the last trigger.
     unanswered: bool = attrs.field(init=False, default=False)
     #: How many turns were triggered (the number of the latest one).
@@ -140,6 +282,38 @@ class TurnPolicy:
     _done_turn: int = attrs.field(init=False, default=0)
     _spoken_turn: int = attrs.field(init=False, default=0)
     _shown: Activity = attrs.field(init=False, default=Activity.LISTENING)
+
+    @property
+    def deadline(self) -> float | None:
+        """When `tick` is due next: the earliest running timer (None: none).
+
+        Minus infinity when a timer is due to start (the idle timer once an
+        answer is over): the driver calls `tick` at once, which starts it.
+        """
+        if self._idle_due_to_arm():
+            return -math.inf
+        earliest: float | None = None
+        for timer in (
+            self._held_until,
+            self._long_at,
+            self._dismiss_at,
+            self._pause_until,
+            self._idle_at,
+        ):
+            if timer is not None and (earliest is None or timer < earliest):
+                earliest = timer
+        return earliest
+
+    @property
+    def barge_in_at_once(self) -> bool:
+        """True if a start of speech over an answer interrupts it at once (rule 3)."""
+        return self.min_interruption_duration == 0 and self._words_needed == 0
+
+    @property
+    def _words_needed(self) -> int:
+        if self.false_interruption_timeout is not None:
+            return max(1, self.min_interruption_words)
+        return self.min_interruption_words
 
     @property
     def activity(self) -> Activity:
@@ -184,29 +358,43 @@ class TurnPolicy:
             if substream == TRANSCRIPTION_SUBSTREAM:
                 return self._transcription(part, now)
         if mimetype == START_OF_SPEECH_MIMETYPE:
-            # Rule 3: the user talks over the model: barge-in.
             self.user_speaking = True
+            self._user_heard()
+            # Rule 19: speech after a pause marked incomplete goes on the turn.
+            self._pause_until = None
+            if self._over_answer() and not self.barge_in_at_once:
+                # Rules 15, 16 and 18: the interruption waits (duration,
+                # words); speech that is no interruption leaves nothing
+                # unanswered.
+                return self._hold_interruption(now)
             self.unanswered = True
-            if self.state is State.ANSWERING:
-                self._done_turn = self.turn
-                return (BARGE_IN, *self._shown_change())
-            if self.state is State.PLAYING:
-                # Rule 13: speech over the answer's playback stops it.
-                self.state = State.LISTENING
-                self._done_turn = self.turn
-                stopped = Part(
-                    mimetype=INTERRUPTED_MIMETYPE, role="model", metadata={"turn": self.turn}
-                )
-                return (STOP_PLAYBACK, Emit(stopped), *self._shown_change())
-            return NOTHING
+            # Rule 3: the user talks over the model: barge-in.
+            return self._interrupt()
         if mimetype == END_OF_SPEECH_MIMETYPE:
             self.user_speaking = False
+            if self._pending_live():
+                if not self._long:
+                    # Rule 15: speech shorter than the minimum: no interruption.
+                    self._dismiss(final_due=True)
+                elif self.trigger is TriggerMode.END_OF_SPEECH:
+                    # Long enough; its words decide (its trigger waits with it).
+                    self._held_trigger = True
+                return NOTHING
+            if self._dismissed_turn == self.turn and self._over_answer():
+                # The end of speech that was no interruption triggers nothing.
+                return NOTHING
+            if part.metadata.get("turn_complete") is False:
+                # Rule 19: the end-of-turn detector heard an unfinished turn:
+                # a pause; the turn ends if no speech follows in time.
+                self._pause_until = now + self.incomplete_turn_timeout
+                return NOTHING
             # Rule 4 (and rule 10's release of a held final transcription).
             if self.trigger is TriggerMode.END_OF_SPEECH or self.trigger_deferred:
                 return self._trigger()
             return NOTHING
         if part.metadata and is_end_of_turn(part):
             # Rule 5: an explicit end of turn; its content (if any) is input.
+            self._user_heard()
             content = part.without_metadata(END_OF_TURN_KEY)
             if content.content:
                 return (self._user_input(content), *self._trigger())
@@ -214,6 +402,7 @@ class TurnPolicy:
         # Rule 6: anything else is user input.
         if not is_audio(part):
             self.unanswered = True
+            self._user_heard()
         return (self._user_input(part),)
 
     def take_plain(self, part: Part) -> AddToPrompt | Stash:
@@ -225,6 +414,10 @@ class TurnPolicy:
         # The common case (audio chunks, text): rule 6 without detours.
         if not self.unanswered and not part.mimetype.startswith("audio/"):
             self.unanswered = True
+        if (self._idle_count or self._idle_at is not None) and not part.mimetype.startswith(
+            "audio/"
+        ):
+            self._user_heard()
         if self.state is State.LISTENING:
             return AddToPrompt(part)
         return Stash(part)
@@ -232,17 +425,45 @@ class TurnPolicy:
     def _transcription(self, part: Part, now: float) -> tuple[Action, ...]:
         # Rule 2: transcriptions are shown; only final ones join the prompt.
         shown = Emit(part.replace(substream=""))
+        text = part.text if isinstance(part.content, str) else ""
         if not is_final_transcription(part):
+            if self._pending_live() and not self._worded and self._says_enough(text):
+                # Rule 16: the words came while the user still speaks.
+                self._worded = True
+                return (*self._confirm(), shown)
             return (shown,)
-        self.unanswered = True
+        self._user_heard()
+        backchannel = self._is_backchannel(text)
+        over_answer = self._over_answer()
+        if not (backchannel and over_answer):
+            self.unanswered = True
         said = self._user_input(shown.part)
+        if over_answer:
+            if self._pending_live():
+                if not self._says_enough(text):
+                    # Rules 16 and 17: too few words, or a backchannel: what
+                    # the user said, over the answer, which goes on.
+                    self._dismiss(final_due=False)
+                    return (said, shown)
+                self._worded = True
+                if self.trigger is TriggerMode.FINAL_TRANSCRIPTION:
+                    self._held_trigger = True
+                return (said, *self._confirm(), shown)
+            if self._dismissed_turn == self.turn:
+                # The words of speech that was no interruption (rule 15 or 18).
+                self._dismissed_turn = 0
+                return (said, shown)
+            if backchannel or len(_words(text)) < self.min_interruption_words:
+                # Rule 17 (and 16, without a start of speech): no trigger.
+                return (said, shown)
         if self.trigger is not TriggerMode.FINAL_TRANSCRIPTION:
             return (said, shown)
-        if self.user_speaking and self.wait_for_end_of_speech:
-            # Rule 10: the user is still speaking; trigger at end of speech
-            # (or once the timeout has passed, if there is one).
+        if self.wait_for_end_of_speech and (self.user_speaking or self._pause_until is not None):
+            # Rule 10: the user is still speaking (or pausing mid-turn, rule
+            # 19); trigger at end of speech (or once the timeout has passed,
+            # if there is one).
             if not self.trigger_deferred and self.end_of_speech_timeout is not None:
-                self.deadline = now + self.end_of_speech_timeout
+                self._held_until = now + self.end_of_speech_timeout
             self.trigger_deferred = True
             return (said, shown)
         return (said, shown, *self._trigger())
@@ -252,12 +473,139 @@ class TurnPolicy:
             return Stash(part)
         return AddToPrompt(part)
 
+    # -- interruptions (rules 3, 13, 15-18) ---------------------------------
+
+    def _over_answer(self) -> bool:
+        return self.state is State.ANSWERING or self.state is State.PLAYING
+
+    def _pending_live(self) -> bool:
+        return self._pending_turn != 0 and self._pending_turn == self.turn and self._over_answer()
+
+    def _is_backchannel(self, text: str) -> bool:
+        words = _words(text)
+        if not words:
+            return False
+        backchannels = self.backchannels
+        return " ".join(words) in backchannels or all(word in backchannels for word in words)
+
+    def _says_enough(self, text: str) -> bool:
+        # Rule 16's count; a backchannel (rule 17) counts no words.
+        words = _words(text)
+        if not words or self._is_backchannel(text):
+            return False
+        return len(words) >= self._words_needed
+
+    def _interrupt(self) -> tuple[Effect, ...]:
+        self._end_pending()
+        self.unanswered = True
+        if self.state is State.ANSWERING:
+            self._done_turn = self.turn
+            return (BARGE_IN, *self._shown_change())
+        if self.state is State.PLAYING:
+            # Rule 13: speech over the answer's playback stops it.
+            self.state = State.LISTENING
+            self._done_turn = self.turn
+            stopped = Part(
+                mimetype=INTERRUPTED_MIMETYPE, role="model", metadata={"turn": self.turn}
+            )
+            return (STOP_PLAYBACK, Emit(stopped), *self._shown_change())
+        return NOTHING
+
+    def _hold_interruption(self, now: float) -> tuple[Effect, ...]:
+        self._pending_turn = self.turn
+        self._dismissed_turn = 0
+        self._long = self.min_interruption_duration == 0
+        self._worded = self._words_needed == 0
+        self._held_trigger = False
+        self._long_at = None if self._long else now + self.min_interruption_duration
+        timeout = self.false_interruption_timeout
+        self._dismiss_at = None if timeout is None else now + timeout
+        return NOTHING
+
+    def _confirm(self) -> tuple[Effect, ...]:
+        # A pending interruption that has met its conditions interrupts; the
+        # trigger it held fires (at the end of speech, if the user speaks).
+        if not (self._long and self._worded):
+            return NOTHING
+        held = self._held_trigger
+        effects = self._interrupt()
+        if not held:
+            return effects
+        if self.user_speaking and self.wait_for_end_of_speech:
+            self.trigger_deferred = True
+            return effects
+        return (*effects, *self._trigger())
+
+    def _dismiss(self, *, final_due: bool) -> None:
+        # The speech was no interruption: the answer goes on.
+        self._dismissed_turn = self.turn if final_due else 0
+        self._end_pending()
+
+    def _end_pending(self) -> None:
+        self._pending_turn = 0
+        self._held_trigger = False
+        self._long_at = None
+        self._dismiss_at = None
+
+    # -- the idle user (rule 20) ---------------------------------------------
+
+    def _user_heard(self) -> None:
+        # The user said something: the idle timer starts again once the
+        # conversation is back with the user.
+        self._idle_at = None
+        self._idle_count = 0
+        self._idle_turn = 0
+
+    def _idle_due_to_arm(self) -> bool:
+        return (
+            self.user_idle_timeout is not None
+            and self._idle_at is None
+            and self.state is State.LISTENING
+            and self.turn > self._idle_turn
+            and self._done_turn == self.turn
+            and not self.user_speaking
+            and self._pause_until is None
+            and self._idle_count <= self.user_idle_retries
+        )
+
+    def _idle(self, now: float) -> tuple[Action, ...]:
+        self._idle_at = None
+        self._idle_count += 1
+        count = self._idle_count
+        gave_up = count > self.user_idle_retries
+        prompt = self.user_idle_prompt
+        report = {
+            "user_idle": count,
+            "idle_seconds": self.user_idle_timeout,
+            "prompted": prompt is not None and not gave_up,
+            "gave_up": gave_up,
+        }
+        shown = Emit(status_part(report))
+        if gave_up:
+            if self.user_idle_end:
+                return (shown, CLOSE_INPUT)
+            return (shown,)
+        if prompt is None:
+            # Armed again only after the next answer, or after user input.
+            # No prompt: the next report (or the last) after another timeout.
+            assert self.user_idle_timeout is not None
+            self._idle_at = now + self.user_idle_timeout
+            return (shown,)
+        asked = AddToPrompt(text_part(prompt, role="system", user_idle=count))
+        return (asked, shown, *self._trigger())
+
+    # -- turns ---------------------------------------------------------------
+
     def _start_turn(self) -> State:
         before = self.state
         self.state = State.ANSWERING
         self.turn += 1
         self.trigger_deferred = False
-        self.deadline = None
+        self._held_until = None
+        self._pause_until = None
+        self._idle_at = None
+        self._end_pending()
+        self._dismissed_turn = 0
         self.unanswered = False
         return before
 
@@ -269,14 +617,37 @@ class TurnPolicy:
             return (FINISH_PLAYBACK, TRIGGER, *self._shown_change())
         return (TRIGGER, *self._shown_change())
 
-    def tick(self, now: float) -> tuple[Effect, ...]:
+    def tick(self, now: float) -> tuple[Action, ...]:
         """The actions due at time ``now`` (call it once `deadline` has passed)."""
         self._check_open()
-        deadline = self.deadline
-        if deadline is None or now < deadline:
-            return NOTHING
-        # Rule 10's bound: no end of speech came in time; answer now.
-        return self._trigger()
+        if self._idle_due_to_arm():
+            # Rule 20: an answer is over; the idle timer starts now.
+            assert self.user_idle_timeout is not None
+            self._idle_turn = self.turn
+            self._idle_at = now + self.user_idle_timeout
+        actions: tuple[Action, ...] = NOTHING
+        if self._long_at is not None and now >= self._long_at:
+            self._long_at = None
+            if self._pending_live():
+                # Rule 15: the speech over the answer has lasted long enough.
+                self._long = True
+                actions = self._confirm()
+        if self._dismiss_at is not None and now >= self._dismiss_at:
+            self._dismiss_at = None
+            if self._pending_live() and not self._worded:
+                # Rule 18: no words in time: a false interruption.
+                self._dismiss(final_due=True)
+        if self._pause_until is not None and now >= self._pause_until:
+            self._pause_until = None
+            # Rule 19's bound: no more speech came; the turn is over.
+            if self.trigger is TriggerMode.END_OF_SPEECH or self.trigger_deferred:
+                actions = (*actions, *self._trigger())
+        if self._held_until is not None and now >= self._held_until:
+            # Rule 10's bound: no end of speech came in time; answer now.
+            actions = (*actions, *self._trigger())
+        if self._idle_at is not None and now >= self._idle_at:
+            actions = (*actions, *self._idle(now))
+        return actions
 
     def output_started(self, turn: int) -> tuple[Effect, ...]:
         """Turn ``turn``'s answer has started to reach the output."""
@@ -353,7 +724,8 @@ class TurnPolicy:
             actions = (*actions, TRIGGER, *self._shown_change(), AWAIT)
         else:
             actions = (*actions, DROP_PENDING)
-        self.deadline = None
+        self._held_until = self._pause_until = self._idle_at = None
+        self._end_pending()
         self.state = State.CLOSING
         return actions
 

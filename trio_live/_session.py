@@ -25,7 +25,7 @@ from ._errors import SessionClosedError
 from ._groups import raise_single
 from ._model import TurnModel
 from ._parts import Part, is_plain
-from ._policy import TurnPolicy
+from ._policy import DEFAULT_BACKCHANNELS, TurnPolicy, backchannel_tuple
 from ._prompt import DEFAULT_MAX_PARTS, DEFAULT_WINDOW, RollingPrompt
 from ._record import Recorder
 from ._stats import SessionStatistics
@@ -69,6 +69,24 @@ class LiveSession:
             far as it was heard, and speech over an answer that is still
             playing stops it (an ``interrupted`` marker for that turn, which
             may follow the turn's ``turn_complete``).
+        min_interruption_duration: seconds speech over an answer must last
+            before it interrupts (0, the default: at once).
+        min_interruption_words: words speech over an answer must yield
+            (partial or final transcription, backchannels not counted)
+            before it interrupts (0, the default: none).
+        false_interruption_timeout: seconds speech over an answer has to
+            yield words, else it is no interruption and the answer goes on
+            (None, the default: no bound; setting it needs one word).
+        backchannels: words and phrases that never interrupt an answer
+            (default `trio_live.policy.DEFAULT_BACKCHANNELS`).
+        incomplete_turn_timeout: seconds an end of speech marked incomplete
+            by an end-of-turn detector waits for more speech.
+        user_idle_timeout: seconds without user input after an answer
+            before a ``user_idle`` status part (None, the default: never).
+        user_idle_prompt: text (role ``system``) the model answers at each
+            idle event (None: only the status part).
+        user_idle_retries: idle events before the session gives up on the user.
+        user_idle_end: on giving up, end the input (the session closes).
         recent_turns: how many recent turns `statistics` keeps.
         input_buffer: capacity of the input channel.
         output_buffer: capacity of the output channel, and how many parts a
@@ -95,6 +113,17 @@ class LiveSession:
     emit_activity: bool = False
     track_playback: bool = False
     end_of_speech_timeout: float | None = None
+    min_interruption_duration: float = 0.0
+    min_interruption_words: int = 0
+    false_interruption_timeout: float | None = None
+    backchannels: tuple[str, ...] = attrs.field(
+        default=DEFAULT_BACKCHANNELS, converter=backchannel_tuple
+    )
+    incomplete_turn_timeout: float = 2.0
+    user_idle_timeout: float | None = None
+    user_idle_prompt: str | None = None
+    user_idle_retries: int = 1
+    user_idle_end: bool = False
     input_buffer: int = attrs.field(default=64, validator=non_negative)
     output_buffer: int = attrs.field(default=64, validator=non_negative)
 
@@ -116,6 +145,15 @@ class LiveSession:
             track_playback=self.track_playback,
             end_of_speech_timeout=self.end_of_speech_timeout,
             emit_activity=self.emit_activity,
+            min_interruption_duration=self.min_interruption_duration,
+            min_interruption_words=self.min_interruption_words,
+            false_interruption_timeout=self.false_interruption_timeout,
+            backchannels=self.backchannels,
+            incomplete_turn_timeout=self.incomplete_turn_timeout,
+            user_idle_timeout=self.user_idle_timeout,
+            user_idle_prompt=self.user_idle_prompt,
+            user_idle_retries=self.user_idle_retries,
+            user_idle_end=self.user_idle_end,
         )
         self._driver = Driver(
             model=self.model if self.recorder is None else self.recorder.wrap(self.model),
@@ -253,6 +291,8 @@ class LiveSession:
         A start of speech cuts the running answer short at once, before it
         is queued: no model part is delivered after this call began (the
         policy still decides the part in order with the input ahead of it).
+        With a minimum interruption (duration, words or a false-interruption
+        timeout) it is queued like any part, and the policy decides.
 
         If cancelled, the part was not sent (a start of speech has still cut
         the running answer short).
@@ -265,7 +305,7 @@ class LiveSession:
         if self._take_directly(part):
             await trio.lowlevel.cancel_shielded_checkpoint()
             return
-        if is_barge_in(part):
+        if is_barge_in(part) and self._driver.policy.barge_in_at_once:
             await self._send_barge_in(send_in, part)
             return
         try:
@@ -284,7 +324,8 @@ class LiveSession:
         send_in = self._inbox()
         if self._take_directly(part):
             return
-        barge_in = is_barge_in(part)
+        # With a minimum interruption, the policy decides when to cut.
+        barge_in = is_barge_in(part) and self._driver.policy.barge_in_at_once
         if barge_in:
             stats = send_in.statistics()
             if stats.current_buffer_used >= stats.max_buffer_size and not (

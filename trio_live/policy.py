@@ -8,7 +8,7 @@ drives h11's connection. Its calls return actions:
 * `Emit`: send the part to the output;
 * the `Control` members (`TRIGGER`, `CANCEL`, `BARGE_IN`, `AWAIT`,
   `STOP_PLAYBACK`, `FINISH_PLAYBACK`, `DROP_PENDING`): act on the running or
-  pre-started generation;
+  pre-started generation; `CLOSE_INPUT`: end the input (the idle user);
 
 and `TurnPolicy.generation_ended` returns a `TurnEnd` verdict: how much of
 the answer to keep (`Keep`) and the turn's closing markers. Misuse raises
@@ -21,6 +21,7 @@ from ._actions import (
     AWAIT,
     BARGE_IN,
     CANCEL,
+    CLOSE_INPUT,
     DROP_PENDING,
     FINISH_PLAYBACK,
     STOP_PLAYBACK,
@@ -39,7 +40,7 @@ from ._actions import (
     TurnEnd,
 )
 from ._errors import PolicyError
-from ._policy import TurnPolicy
+from ._policy import DEFAULT_BACKCHANNELS, TurnPolicy
 
 __all__ = [
     "AWAIT",
@@ -48,7 +49,9 @@ __all__ = [
     "AddToPrompt",
     "BARGE_IN",
     "CANCEL",
+    "CLOSE_INPUT",
     "Control",
+    "DEFAULT_BACKCHANNELS",
     "DROP_PENDING",
     "Effect",
     "Emit",

@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +58,20 @@ from ..models import add_model_arguments
 from ..voice import (
     DEFAULT_RATE,
     EspeakTts,
+    PiperTts,
     SpeechToText,
+    TurnDetector,
     VadStage,
     duration,
     load_recognizer,
     pcm_to_float,
+    piper_available,
     read_wav,
     send_paced,
+    smart_turn_available,
     write_wav,
 )
-from ._checks import check_folder, check_model, check_stt, check_writable
+from ._checks import UsageError, check_folder, check_model, check_stt, check_writable
 from ._defaults import voice_model
 from ._demo_log import DemoLog, summary, write_stdout
 
@@ -248,6 +252,8 @@ async def run_demo(
     lines: Sequence[Line] | None = None,
     realtime: bool = True,
     write: Callable[[str], None] | None = None,
+    turn_detector: TurnDetector | None = None,
+    session_options: Mapping[str, Any] | None = None,
 ) -> DemoResult:
     """Play the conversation through VAD, ``stt``, a session on ``model`` and TTS.
 
@@ -259,6 +265,8 @@ async def run_demo(
         lines: the conversation (default: the bundled one).
         realtime: pace the microphone (False: as fast as the pipeline takes it).
         write: where the terminal text goes.
+        turn_detector: a semantic end-of-turn stage after the VAD (rule 19).
+        session_options: more `LiveSession` options (the conversation rules).
     """
     lines = load_conversation() if lines is None else lines
     vad = VadStage() if vad is None else vad
@@ -270,6 +278,7 @@ async def run_demo(
         trigger=TriggerMode.FINAL_TRANSCRIPTION,
         track_playback=True,
         model_errors="report",
+        **(session_options or {}),
     )
     player = Player(session=session, vad=vad, log=log)
     send_mic, receive_mic = trio.open_memory_channel[Part](16)
@@ -279,9 +288,12 @@ async def run_demo(
         with send_mic:
             await send_paced(send_mic, track, start=log.start, realtime=realtime)
 
+    turn = [] if turn_detector is None else [turn_detector]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(microphone)
-        nursery.start_soon(run_chain, [vad, stt, _Tap(log), session, tts], receive_mic, send_out)
+        nursery.start_soon(
+            run_chain, [vad, *turn, stt, _Tap(log), session, tts], receive_mic, send_out
+        )
         nursery.start_soon(player.run, receive_out)
     log.line("conversation over")
     return DemoResult(log=log, history=session.history(), conversation=mix(track, player.played))
@@ -299,7 +311,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stt", default="auto", help="speech to text: auto, moonshine or pocketsphinx"
     )
     parser.add_argument("--conversation", metavar="DIR", help="another recorded conversation")
+    quality = parser.add_argument_group("conversation quality (README rules 15-20)")
+    quality.add_argument(
+        "--turn-detect",
+        action="store_true",
+        help="semantic end of turn with Smart Turn v3.2 (needs the turn extra)",
+    )
+    quality.add_argument("--min-interruption-duration", type=float, metavar="S", default=0.0)
+    quality.add_argument("--min-interruption-words", type=int, metavar="N", default=0)
+    quality.add_argument("--false-interruption-timeout", type=float, metavar="S")
+    quality.add_argument("--user-idle-timeout", type=float, metavar="S")
+    quality.add_argument("--user-idle-prompt", metavar="TEXT")
+    quality.add_argument(
+        "--tts", choices=["espeak", "piper"], default="espeak", help="the voice (piper: GPL extra)"
+    )
     add_model_arguments(parser)
+
+
+def session_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The conversation-rule options of the demo's `LiveSession`."""
+    return {
+        "min_interruption_duration": getattr(args, "min_interruption_duration", 0.0),
+        "min_interruption_words": getattr(args, "min_interruption_words", 0),
+        "false_interruption_timeout": getattr(args, "false_interruption_timeout", None),
+        "user_idle_timeout": getattr(args, "user_idle_timeout", None),
+        "user_idle_prompt": getattr(args, "user_idle_prompt", None),
+    }
 
 
 def check(args: argparse.Namespace) -> None:
@@ -315,6 +352,18 @@ def check(args: argparse.Namespace) -> None:
         check_folder(args.conversation, "conversation.txt", "--conversation")
     check_stt(args.stt)
     check_model(args)
+    try:
+        LiveSession(_no_model, **session_options(args))
+    except ValueError as error:
+        raise UsageError(str(error).replace("_", "-")) from None
+    if getattr(args, "turn_detect", False) and not smart_turn_available():
+        raise UsageError("--turn-detect needs the turn extra: see .ci/setup.d/35-turn.sh")
+    if getattr(args, "tts", "espeak") == "piper" and not piper_available():
+        raise UsageError("--tts piper needs the piper extra: pip install 'trio-live[piper]'")
+
+
+async def _no_model(prompt: Any, output: Any) -> None:
+    """Never called: lets `check` build a session to validate its options."""
 
 
 _model = voice_model
@@ -419,7 +468,8 @@ async def _main(args: argparse.Namespace) -> int:
     write("loading the speech recognizer and the model...\n")
     model, stt = await prepare(args)
     directory = Path(args.conversation) if args.conversation else CONVERSATION_DIR
-    tts = EspeakTts()
+    tts: EspeakTts = PiperTts() if getattr(args, "tts", "espeak") == "piper" else EspeakTts()
+    turn = TurnDetector() if getattr(args, "turn_detect", False) else None
     try:
         async with trio.open_nursery() as nursery:
             if args.fast:
@@ -435,6 +485,8 @@ async def _main(args: argparse.Namespace) -> int:
                 tts=tts,
                 lines=load_conversation(directory),
                 write=write,
+                turn_detector=turn,
+                session_options=session_options(args),
             )
             nursery.cancel_scope.cancel()
     finally:

@@ -34,6 +34,7 @@ from ._audio import (
     write_wav,
 )
 from ._pacing import WavSource, send_paced
+from ._piper import PiperTts, piper_available
 from ._playback import PlaybackTracker
 from ._stt import SpeechToText
 from ._stt_backends import (
@@ -47,6 +48,13 @@ from ._stt_backends import (
 )
 from ._stt_http import HttpRecognizer
 from ._tts import EspeakTts, TtsStatistics, split_sentences
+from ._turn_detect import (
+    SmartTurnModel,
+    TurnDetector,
+    log_mel_features,
+    smart_turn_available,
+    smart_turn_model_path,
+)
 from ._vad import SpeechEvent, VadConfig, VadMachine, VadState
 from ._vad_backends import SileroBackend, VadBackend, WebRtcBackend, default_backend, make_backend
 from ._vad_stage import VadStage, VadStatistics, speech_event_part
@@ -57,14 +65,17 @@ __all__ = [
     "EspeakTts",
     "HttpRecognizer",
     "MoonshineRecognizer",
+    "PiperTts",
     "PlaybackTracker",
     "PocketSphinxRecognizer",
     "Rechunker",
     "Recognizer",
     "SileroBackend",
+    "SmartTurnModel",
     "SpeechEvent",
     "SpeechToText",
     "TtsStatistics",
+    "TurnDetector",
     "VadBackend",
     "VadConfig",
     "VadMachine",
@@ -81,15 +92,19 @@ __all__ = [
     "frames",
     "keywords_grammar",
     "load_recognizer",
+    "log_mel_features",
     "make_backend",
     "moonshine_available",
     "parse_wav",
     "part_pcm",
     "pcm_to_float",
+    "piper_available",
     "read_wav",
     "resample",
     "rms",
     "send_paced",
+    "smart_turn_available",
+    "smart_turn_model_path",
     "speech_event_part",
     "split_sentences",
     "write_wav",
