@@ -339,3 +339,10 @@ async def test_tools_from_the_model(autojump_clock: trio.abc.Clock) -> None:
     await play_timeline(session, [(0.0, end_of_turn("t"))])
     assert list(outcomes(session.history()).values()) == [[("result", "0.0")]]
     assert text_part("x").role == "user"
+
+
+def test_the_local_model_refuses_tools() -> None:
+    from trio_live.models import LocalModel
+
+    with pytest.raises(ToolError, match="LocalModel cannot call tools: use a model that can"):
+        LiveSession(LocalModel(), tools=[tool(clock)])

@@ -122,7 +122,10 @@ class LiveSession:
         if tools is None:
             tools = check_tools(getattr(self.model, "tools", None) or ())
         if tools and not getattr(self.model, "supports_tools", True):
-            raise ToolError(f"{type(self.model).__name__} cannot call tools")
+            raise ToolError(
+                f"{type(self.model).__name__} cannot call tools:"
+                " use a model that can (OpenAIChatModel, GeminiModel)"
+            )
         policy = TurnPolicy(
             trigger=self.trigger,
             wait_for_end_of_speech=self.wait_for_end_of_speech,
