@@ -346,3 +346,106 @@ def test_the_local_model_refuses_tools() -> None:
 
     with pytest.raises(ToolError, match="LocalModel cannot call tools: use a model that can"):
         LiveSession(LocalModel(), tools=[tool(clock)])
+
+
+# -- the adapters, on httpx.MockTransport ---------------------------------------
+
+
+def sse(events: list[Any]) -> bytes:
+    return b"".join(
+        f"data: {e if isinstance(e, str) else json.dumps(e)}\n\n".encode() for e in events
+    )
+
+
+def mock(body: bytes, seen: list[Any]) -> Any:
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    return httpx.MockTransport(handler)
+
+
+def openai_chunk(delta: dict[str, Any], finish: str | None = None) -> Any:
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+
+async def test_openai_streamed_calls_are_joined_by_index() -> None:
+    from tests.model_server import Collector, run_turn
+    from trio_live.models import OpenAIChatModel
+
+    events = [
+        openai_chunk({"content": "Hm."}),
+        openai_chunk({"tool_calls": [{"index": 1, "id": "b", "function": {"name": "clock"}}]}),
+        openai_chunk({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "find"}}]}),
+        openai_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"ci'}}]}),
+        openai_chunk({"tool_calls": [{"index": 1, "function": {"arguments": "{}"}}]}),
+        openai_chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ty": "Oz"}'}}]}),
+        openai_chunk({}, "tool_calls"),
+        "[DONE]",
+    ]
+    seen: list[Any] = []
+    transport = mock(sse(events), seen)
+    model = OpenAIChatModel(model="m", api_key=None, transport=transport, tools=[tool(clock)])
+    output = Collector()
+    async with model:
+        await run_turn(model, [text_part("hi")], output)
+    calls = [read_tool_call(p) for p in output.parts if is_tool_call(p)]
+    assert [(c.id, c.name, c.arguments) for c in calls] == [
+        ("a", "find", '{"city": "Oz"}'),
+        ("b", "clock", "{}"),
+    ]
+    assert seen[0]["tools"][0]["function"]["name"] == "clock"
+
+
+async def test_gemini_function_calls_and_odd_shapes() -> None:
+    from tests.model_server import Collector, run_turn
+    from trio_live import MalformedStreamError
+    from trio_live.models import GeminiModel
+
+    call = {"functionCall": {"name": "clock", "args": {"zone": "UTC"}}}
+    events = [
+        {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hm."}, call]}}]},
+        {"candidates": [{"content": {"parts": [{"text": ""}]}, "finishReason": "STOP"}]},
+    ]
+    seen: list[Any] = []
+    model = GeminiModel(model="g", api_key="k", transport=mock(sse(events), seen))
+    output = Collector()
+    async with model:
+        await run_turn(model, [text_part("hi")], output)
+    [found] = [read_tool_call(p) for p in output.parts if is_tool_call(p)]
+    assert (found.id, found.name, json.loads(found.arguments)) == ("", "clock", {"zone": "UTC"})
+    assert "tools" not in seen[0]
+    bad = [{"candidates": [{"content": {"parts": [{"functionCall": {"name": 3}}]}}]}]
+    model = GeminiModel(model="g", api_key="k", transport=mock(sse(bad), []))
+    async with model:
+        with pytest.raises(MalformedStreamError, match="functionCall"):
+            await run_turn(model, [text_part("hi")])
+
+
+def test_unpaired_calls_never_reach_a_request() -> None:
+    from trio_live import tool_result
+    from trio_live.models import OpenAIChatModel
+
+    model = OpenAIChatModel(model="m", api_key=None)
+    body = model._body(
+        [
+            text_part("hi"),
+            tool_call("clock", {}, call_id="dangling"),
+            tool_result("orphan", "clock", "result", "x"),
+            tool_call("clock", {}, call_id="ok"),
+            tool_result("ok", "clock", "error", "boom"),
+        ]
+    )
+    assert body is not None
+    assert body["messages"][1:] == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "ok", "type": "function", "function": {"name": "clock", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "ok", "content": '{"error": "boom"}'},
+    ]

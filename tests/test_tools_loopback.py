@@ -228,3 +228,27 @@ async def test_interrupted_tool_exchange_stays_valid(dialect: str, seed: int) ->
     if "call_s" in results:
         assert results["call_s"].outcome in ("result", "cancelled")
     json.dumps(bodies)  # every body was JSON
+
+
+@pytest.mark.parametrize("model", ["scripted", "loopback-openai", "loopback-gemini"])
+def test_the_example_runs(model: str) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, str(root / "examples" / "tools.py"), "--model", model],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    out = result.stdout
+    assert "[interrupted]" in out
+    assert "notes sent: ['to Ann:" in out
+    # The note's real result joined the history after the user moved on.
+    history = out.split("history:")[1]
+    assert history.index("'Wait, one more thing.'") < history.index('"note sent to Ann"')
