@@ -9,6 +9,13 @@ It speaks both streaming formats the adapters use, chosen by the path:
   (``data: {"candidates": [...]}`` events, CRLF line ends, ``finishReason``
   on the last one).
 
+Both speak their API's tool dialect: a reply's ``calls`` are streamed after
+its text (OpenAI: ``delta.tool_calls`` pieces by index, the arguments split
+across events, ``finish_reason: "tool_calls"``; Gemini: ``functionCall``
+parts), and the request bodies record what came back (``tools``, the
+``assistant`` ``tool_calls`` and ``tool`` messages, or the ``functionCall``
+and ``functionResponse`` parts).
+
 Each request gets the next `Reply` of the script (the last one repeats), or
 the reply a function of the `RecordedRequest` returns. A reply can wait
 before its headers or between chunks, send keep-alive comments, fail with an
@@ -73,6 +80,8 @@ class Reply:
             ``"error_event"`` (send an error event, then end the body).
         body: raw bytes sent as the body instead of events (with the
             ``content-type`` from `headers`, or ``text/event-stream``).
+        calls: tool calls ``(id, name, arguments)`` streamed after the
+            text, in the API's dialect (each after `chunk_delay`).
 
     The hostile modes (each sends until the client leaves, and the request
     records the body bytes it managed to send in ``bytes_sent``):
@@ -103,6 +112,7 @@ class Reply:
     error_body: bytes | Literal["endless"] | None = None
     payloads: Sequence[Any] | None = None
     echo_key: int | None = None
+    calls: Sequence[tuple[str, str, Any]] = ()
 
 
 @attrs.define(eq=False)
@@ -350,8 +360,11 @@ class ModelServer:
         if reply.end == "reset":
             return "reset"
         if reply.end == "finish":
+            for event in formats.calls(reply.calls):
+                await trio.sleep(reply.chunk_delay)
+                await send(formats.event(event))
             await trio.sleep(reply.chunk_delay if count else 0)
-            for event in formats.finish():
+            for event in formats.finish(bool(reply.calls)):
                 await send(formats.event(event))
         elif reply.end == "error_event":
             await send(formats.event(formats.error(503, reply.message)))
@@ -392,8 +405,9 @@ async def _read_request(
 class _Dialect:
     newline: str
     delta: Callable[[str], Any]
-    finish: Callable[[], list[Any]]
+    finish: Callable[[bool], list[Any]]
     error: Callable[[int, str], Any]
+    calls: Callable[[Sequence[tuple[str, str, Any]]], list[Any]]
 
     def event(self, payload: Any) -> str:
         data = payload if isinstance(payload, str) else json.dumps(payload)
@@ -407,13 +421,40 @@ def _openai_delta(text: str) -> Any:
     }
 
 
+def _openai_calls(calls: Sequence[tuple[str, str, Any]]) -> list[Any]:
+    # Like OpenAI: the id and name first, then the arguments in pieces.
+    events: list[Any] = []
+    for index, (call_id, name, arguments) in enumerate(calls):
+        text = json.dumps(arguments)
+        first = {"index": index, "id": call_id, "type": "function"}
+        first["function"] = {"name": name, "arguments": ""}
+        pieces = [text[: len(text) // 2], text[len(text) // 2 :]]
+        events.extend(
+            {"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
+            for call in [first, *({"index": index, "function": {"arguments": p}} for p in pieces)]
+        )
+    return events
+
+
+def _gemini_calls(calls: Sequence[tuple[str, str, Any]]) -> list[Any]:
+    parts = [{"functionCall": {"id": i, "name": n, "args": a}} for i, n, a in calls]
+    if not parts:
+        return []
+    return [{"candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}]}]
+
+
 _OPENAI = _Dialect(
     newline="\n",
     delta=_openai_delta,
-    finish=lambda: [
-        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    finish=lambda tools: [
+        {
+            "choices": [
+                {"index": 0, "delta": {}, "finish_reason": "tool_calls" if tools else "stop"}
+            ]
+        },
         "[DONE]",
     ],
+    calls=_openai_calls,
     error=lambda status, message: {
         "error": {"message": message, "type": "server_error", "code": status}
     },
@@ -424,7 +465,8 @@ _GEMINI = _Dialect(
     delta=lambda text: {
         "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "index": 0}]
     },
-    finish=lambda: [
+    calls=_gemini_calls,
+    finish=lambda tools: [
         {
             "candidates": [
                 {"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP"}

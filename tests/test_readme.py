@@ -55,3 +55,16 @@ def test_every_python_block_compiles_and_imports_exist() -> None:
                 module = importlib.import_module(node.module or "")
                 for alias in node.names:
                     assert hasattr(module, alias.name), f"{node.module}.{alias.name}"
+
+
+def test_tool_example_runs() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(block_containing("max_tool_rounds=4"), "README tools", "exec"), namespace)
+    from trio_live import end_of_turn
+    from trio_live.testing import play_timeline
+
+    session = namespace["session"]
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    trio.run(play_timeline, session, [(0.0, end_of_turn("time?"))], clock=clock)
+    assert [p.content for p in session.history()][-1] == "It is noon."
+    assert '"outcome": "result", "content": "12:00"' in session.history()[-2].text

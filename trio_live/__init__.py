@@ -29,6 +29,8 @@ from ._parts import (
     STATUS_SUBSTREAM,
     TRANSCRIPTION_SUBSTREAM,
     Part,
+    ToolCall,
+    ToolResult,
     activity_part,
     audio_mimetype,
     audio_part,
@@ -51,12 +53,18 @@ from ._parts import (
     is_reserved,
     is_start_of_speech,
     is_text,
+    is_tool_call,
+    is_tool_result,
     is_transcription,
     is_turn_complete,
     json_part,
+    read_tool_call,
+    read_tool_result,
     start_of_speech,
     status_part,
     text_part,
+    tool_call,
+    tool_result,
     transcription,
     turn_complete,
 )
@@ -64,7 +72,8 @@ from ._policy import TurnPolicy
 from ._prompt import RollingPrompt
 from ._record import Recorder
 from ._session import LiveSession
-from ._stats import SessionStatistics, TurnStats
+from ._stats import SessionStatistics, ToolTiming, TurnStats
+from ._tools import Tool, ToolArgumentsError, ToolError, tool
 
 __version__ = "0.1.0"
 
@@ -97,6 +106,12 @@ __all__ = [
     "SpeechError",
     "Stage",
     "TRANSCRIPTION_SUBSTREAM",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolError",
+    "ToolResult",
+    "ToolTiming",
     "TriggerMode",
     "TurnModel",
     "TurnPolicy",
@@ -124,13 +139,20 @@ __all__ = [
     "is_reserved",
     "is_start_of_speech",
     "is_text",
+    "is_tool_call",
+    "is_tool_result",
     "is_transcription",
     "is_turn_complete",
     "json_part",
+    "read_tool_call",
+    "read_tool_result",
     "run_chain",
     "start_of_speech",
     "status_part",
     "text_part",
+    "tool",
+    "tool_call",
+    "tool_result",
     "transcription",
     "tune_gc",
     "turn_complete",

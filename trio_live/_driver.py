@@ -23,7 +23,15 @@ Each mechanism is here once:
   answer still playing joins as far as it was heard, and the stash after it;
 * the closing markers the verdict lists are sent after the cancel scope has
   been left, so a barge-in cannot cut them off, and always after the last
-  output part of their generation.
+  output part of their generation;
+* tool calls (`trio_live._toolruns`) start as they are delivered, each in
+  its own scope in the session's nursery; once the model's call ends, the
+  generation waits for their outcomes, sends the results and calls the
+  model again on the prompt, the answer so far and the results (up to
+  ``max_tool_rounds`` times). When the answer ends first, interruptible
+  calls are cancelled and the others orphaned; every call joins the
+  history with its one outcome (an orphan's call and result join together
+  when it ends, stashed while an answer runs).
 """
 
 from __future__ import annotations
@@ -60,16 +68,46 @@ from ._parts import (
     TRANSCRIPTION_SUBSTREAM,
     TURN_STATS_MIMETYPE,
     Part,
+    end_of_turn,
     error_part,
+    is_tool_call,
+    is_tool_result,
+    read_tool_call,
+    read_tool_result,
     status_part,
 )
 from ._policy import TurnPolicy
-from ._prompt import RollingPrompt
+from ._prompt import Cursor, RollingPrompt
 from ._record import Recorder
 from ._stats import TurnStats
+from ._toolruns import ToolPrompt, ToolRun, ToolRunner, settle
+from ._tools import Tool
 
 # How many ready input parts the pump takes before it yields to other tasks.
 _BATCH = 64
+
+
+def _with_outcomes(gen: Generation, parts: list[Part]) -> list[Part]:
+    # Every call keeps exactly one outcome: a result not sent yet goes right
+    # after its call; a call still running (orphaned) is left out for now.
+    runs = {run.call.id: run for run in gen.tool_runs}
+    results = {read_tool_result(p).id for p in parts if is_tool_result(p)}
+    kept: list[Part] = []
+    for part in parts:
+        if is_tool_call(part):
+            run = runs.get(read_tool_call(part).id)
+            if run is None or run.outcome is None:
+                continue
+            kept.append(part)
+            if run.call.id not in results:
+                kept.append(run.result_part())
+        elif is_tool_result(part):
+            run = runs.get(read_tool_result(part).id)
+            if run is not None and not run.orphaned:
+                kept.append(part)
+        else:
+            kept.append(part)
+    return kept
 
 
 def is_barge_in(part: Part) -> bool:
@@ -93,6 +131,9 @@ class Driver:
     recorder: Recorder | None = None
     #: How many parts a pre-started generation may send before its trigger.
     held_output: int = 0
+    #: The tools the model may call, and how many times one answer may call them.
+    tools: tuple[Tool, ...] = ()
+    max_tool_rounds: int = 4
     #: True while the pump waits on an empty inbox (see `LiveSession.send`).
     pump_waiting: bool = attrs.field(init=False, default=False)
     #: When `run` started.
@@ -111,6 +152,9 @@ class Driver:
     _playing: Generation | None = attrs.field(init=False, default=None)
     _outbox: trio.MemorySendChannel[Part] | None = attrs.field(init=False, default=None)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
+    _runner: ToolRunner | None = attrs.field(init=False, default=None)
+    #: Late tool results that asked for an answer, not yet turned into one.
+    _late_answers: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         self.recent = collections.deque(maxlen=self.recent_turns)
@@ -129,6 +173,14 @@ class Driver:
             try:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
+                    if self.tools:
+                        self._runner = ToolRunner(
+                            tools={tool.name: tool for tool in self.tools},
+                            max_rounds=self.max_tool_rounds,
+                            nursery=nursery,
+                            emit=self._emit_now,
+                            on_late=self._late,
+                        )
                     self._pending = self._spawn()
                     task_status.started()
                     await self._pump(inbox)
@@ -165,6 +217,10 @@ class Driver:
                 part = None
             except trio.EndOfChannel:
                 return
+            if part is None and self._late_answers and not self.input_closed:
+                # A late tool result asked for an answer: as if the user ended a turn.
+                self._late_answers -= 1
+                part = end_of_turn()
             if part is None:
                 if self.input_closed:
                     return
@@ -187,6 +243,9 @@ class Driver:
                     self._wait_scope = None
                 if part is None and self.input_closed:
                     return
+                if part is None and self._late_answers:
+                    self._late_answers -= 1
+                    part = end_of_turn()
             else:
                 taken += 1
                 if taken >= _BATCH:
@@ -351,7 +410,12 @@ class Driver:
         outbox = self._outbox
         assert outbox is not None
         output = GenerationOutput(
-            gen, outbox, self._output_started, self.fence, hold=self.held_output
+            gen,
+            outbox,
+            self._output_started,
+            self.fence,
+            hold=self.held_output,
+            on_tool_call=None if self._runner is None else self._tool_call,
         )
         gen.output = output
         finished = False
@@ -361,22 +425,33 @@ class Driver:
                 with gen.scope:
                     if gen.after is not None and not gen.after.is_set():
                         await gen.after.wait()
-                    try:
-                        await self.model(PromptStream(gen.cursor), output)
-                    except Exception as error:
-                        if self.model_errors == "raise":
-                            raise
-                        gen.error = error
+                    prompt = (
+                        ToolPrompt(gen.cursor, self.tools)
+                        if self.tools
+                        else PromptStream(gen.cursor)
+                    )
+                    while True:
+                        try:
+                            await self.model(prompt, output)
+                        except Exception as error:
+                            if self.model_errors == "raise":
+                                raise
+                            gen.error = error
+                        # A model that ended before its turn came still answers
+                        # it only once triggered (with nothing more to say).
+                        if not gen.released.is_set():
+                            await gen.released.wait()
+                        if output.flush_due:
+                            await output.wait_flushed()
+                        if gen.error is not None or not await self._tool_results(gen, output):
+                            break
+                        gen.model_round += 1
+                        prompt = self._tool_prompt(gen)
                     finished = True
-                    # A model that ended before its turn came still answers it
-                    # only once triggered (with nothing more to say).
-                    if not gen.released.is_set():
-                        await gen.released.wait()
-                    if output.flush_due:
-                        await output.wait_flushed()
             finally:
                 gen.stopped_at = trio.current_time()
                 if gen.released.is_set():
+                    settle(gen.tool_runs)
                     verdict = self._end_turn(gen, finished=finished)
             if verdict is not None:
                 await self._close_turn(gen, verdict, outbox)
@@ -401,9 +476,63 @@ class Driver:
         # The answer (as far as it was heard), then the stash.
         now = trio.current_time()
         add = self.prompt.add
-        for part in gen.delivered if heard is None else heard_prefix(gen.delivered, heard):
+        parts = gen.delivered if heard is None else heard_prefix(gen.delivered, heard)
+        if gen.tool_runs:
+            parts = _with_outcomes(gen, parts)
+        for part in parts:
             add(part, now)
         self.prompt.apply_stash(now)
+
+    # -- tools -----------------------------------------------------------------
+
+    def _tool_call(self, gen: Generation, part: Part) -> Part | None:
+        assert self._runner is not None
+        run = self._runner.start(part, turn=gen.turn, model_round=gen.model_round)
+        if run is None:
+            return None
+        gen.tool_runs.append(run)
+        return run.part
+
+    async def _tool_results(self, gen: Generation, output: GenerationOutput) -> bool:
+        """Wait for this round's calls and send their results; True if there were any."""
+        sent = {read_tool_result(p).id for p in gen.delivered if is_tool_result(p)}
+        waiting = [run for run in gen.tool_runs if run.call.id not in sent]
+        if not waiting:
+            return False
+        for run in waiting:
+            await run.done.wait()
+        for run in waiting:
+            await output.send(run.result_part())
+        # Past the last round the calls were refused: the model is not asked again.
+        return gen.model_round < self.max_tool_rounds
+
+    def _tool_prompt(self, gen: Generation) -> PromptStream:
+        # The turn's prompt again, then the answer so far (calls and results).
+        closed = gen.cursor
+        end = closed._end
+        assert end is not None
+        parts = closed._parts[closed._first - closed._base : end - closed._base]
+        parts += gen.delivered
+        return ToolPrompt(Cursor(None, 0, parts=parts, base=0, end=len(parts)), self.tools)
+
+    def _late(self, run: ToolRun) -> None:
+        # An orphaned call ended: it joins the history with its result, after
+        # the answer that runs now, if one does (synchronous).
+        now = trio.current_time()
+        current = self._current
+        busy = self._playing is not None or (
+            current is not None and current.released.is_set() and not current.exited.is_set()
+        )
+        for part in (run.part, run.result_part()):
+            if busy:
+                self.prompt.stash(part)
+            else:
+                self.prompt.add(part, now)
+        if run.answer_late and not self.input_closed:
+            self._late_answers += 1
+            scope = self._wait_scope
+            if scope is not None:
+                scope.cancel()
 
     async def _close_turn(
         self, gen: Generation, verdict: TurnEnd, outbox: trio.MemorySendChannel[Part]

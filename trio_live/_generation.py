@@ -18,14 +18,20 @@ from __future__ import annotations
 import math
 import types
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from ._parts import EMPTY_METADATA, Part, is_marker, is_text
+from ._parts import EMPTY_METADATA, Part, is_marker, is_text, is_tool_call, is_tool_result
 from ._prompt import Cursor
 from ._stats import TurnStats
+
+if TYPE_CHECKING:
+    from ._toolruns import ToolRun
+
+#: Called with a tool-call part as it is delivered: the part to deliver, or None to drop it.
+ToolCallHook = Callable[["Generation", Part], Part | None]
 
 
 @attrs.define(eq=False)
@@ -61,6 +67,10 @@ class Generation:
     output: GenerationOutput | None = None
     #: The scope of the task releasing its held output, if one runs.
     flush_scope: trio.CancelScope | None = None
+    #: The tool calls it delivered, in order.
+    tool_runs: list[ToolRun] = attrs.field(factory=list)
+    #: How many times the model was called again with tool results.
+    model_round: int = 0
 
     def release(self, turn: int, *, prompt_parts: int, now: float) -> None:
         """Its turn ``turn`` was triggered at ``now``: let its output through."""
@@ -91,6 +101,7 @@ class Generation:
             prompt_parts=self.prompt_parts,
             output_parts=self.output_parts,
             stopped_at=self.stopped_at,
+            tools=tuple(run.timing() for run in self.tool_runs),
         )
 
 
@@ -141,7 +152,9 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
         started: Callable[[int], Sequence[Part]],
         fence: Fence,
         hold: int = 0,
+        on_tool_call: ToolCallHook | None = None,
     ) -> None:
+        self._on_tool_call = on_tool_call
         self._gen = gen
         self._outbox = outbox
         self._started = started
@@ -220,6 +233,17 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
                 substream=value.substream,
                 metadata=gen.tag if not metadata else {**metadata, "turn": gen.turn},
             )
+        tool = is_tool_call(value) or is_tool_result(value)
+        if tool:
+            # A call is decided (and started) as it is delivered, and joins
+            # the history whatever becomes of the send.
+            if is_tool_call(value) and self._on_tool_call is not None:
+                decided = self._on_tool_call(gen, value)
+                if decided is None:
+                    await trio.lowlevel.checkpoint()
+                    return
+                value = decided
+            gen.delivered.append(value)
         if gen.first_output_at is None:
             for part in self._started(gen.turn):
                 await self._outbox.send(part)
@@ -228,7 +252,7 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
             gen.first_output_at = trio.current_time()
             gen.spoke.set()
         gen.output_parts += 1
-        if not value.substream and not is_marker(value):
+        if not tool and not value.substream and not is_marker(value):
             gen.delivered.append(value)
 
     async def aclose(self) -> None:
@@ -238,15 +262,26 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
 
 
 def heard_prefix(parts: list[Part], chars: int) -> list[Part]:
-    """The parts as far as the first ``chars`` characters of their text reach."""
+    """The parts as far as the first ``chars`` characters of their text reach.
+
+    Tool calls and results are kept past the cut: each call keeps its outcome.
+    """
     kept: list[Part] = []
+    cut = False
     for part in parts:
+        if is_tool_call(part) or is_tool_result(part):
+            kept.append(part)
+            continue
+        if cut:
+            continue
         if is_text(part) and isinstance(part.content, str):
             if chars <= 0:
-                break
+                cut = True
+                continue
             if len(part.content) > chars:
                 kept.append(part.replace(content=part.content[:chars]))
-                break
+                cut = True
+                continue
             chars -= len(part.content)
         kept.append(part)
     return kept

@@ -48,6 +48,11 @@ INTERRUPTED_MIMETYPE: Final = "application/x.trio-live.interrupted"
 ERROR_MIMETYPE: Final = "application/x.trio-live.error+json"
 TURN_STATS_MIMETYPE: Final = "application/x.trio-live.turn-stats+json"
 ACTIVITY_MIMETYPE: Final = "application/x.trio-live.activity+json"
+TOOL_CALL_MIMETYPE: Final = "application/x.trio-live.tool-call+json"
+TOOL_RESULT_MIMETYPE: Final = "application/x.trio-live.tool-result+json"
+TOOL_STATUS_MIMETYPE: Final = "application/x.trio-live.tool-status+json"
+#: The outcomes a tool result can have.
+TOOL_OUTCOMES: Final = frozenset({"result", "error", "cancelled"})
 
 MARKER_MIMETYPES: Final = frozenset(
     {
@@ -229,6 +234,77 @@ def error_part(error: BaseException) -> Part:
     )
 
 
+@attrs.frozen(kw_only=True)
+class ToolCall:
+    """What a tool-call part says: the model asks for ``name(**arguments)``.
+
+    Attributes:
+        id: the call's id (unique in the session; ``""`` until the session
+            assigns one to a call whose model gave none).
+        name: the tool's name.
+        arguments: the arguments as the model wrote them: JSON text, which
+            may be invalid (the call then gets an error outcome).
+    """
+
+    id: str
+    name: str
+    arguments: str
+
+
+@attrs.frozen(kw_only=True)
+class ToolResult:
+    """What a tool-result part says: the one outcome of call ``id``.
+
+    Attributes:
+        id: the call's id.
+        name: the tool's name.
+        outcome: ``"result"``, ``"error"`` or ``"cancelled"``.
+        content: the tool's return value (any JSON value) for a result, the
+            message for an error or a cancellation.
+    """
+
+    id: str
+    name: str
+    outcome: str
+    content: Any
+
+
+def tool_call(
+    name: str, arguments: Mapping[str, Any] | str | None = None, *, call_id: str = ""
+) -> Part:
+    """A model's call of tool ``name``; ``arguments`` as a mapping or as JSON text.
+
+    A model that gives no ``call_id`` gets one from the session.
+    """
+    if arguments is None:
+        arguments = {}
+    text = arguments if isinstance(arguments, str) else json.dumps(dict(arguments))
+    value = {"id": call_id, "name": name, "arguments": text}
+    return Part(content=json.dumps(value), mimetype=TOOL_CALL_MIMETYPE, role="model")
+
+
+def tool_result(call_id: str, name: str, outcome: str, content: Any = None) -> Part:
+    """The outcome of tool call ``call_id`` (see `ToolResult`), in the model's history."""
+    if outcome not in TOOL_OUTCOMES:
+        raise ValueError(f"outcome must be 'result', 'error' or 'cancelled', got {outcome!r}")
+    value = {"id": call_id, "name": name, "outcome": outcome, "content": content}
+    return Part(content=json.dumps(value), mimetype=TOOL_RESULT_MIMETYPE, role="model")
+
+
+def read_tool_call(part: Part) -> ToolCall:
+    """The `ToolCall` a tool-call part holds."""
+    value = json.loads(part.content)
+    return ToolCall(id=value["id"], name=value["name"], arguments=value["arguments"])
+
+
+def read_tool_result(part: Part) -> ToolResult:
+    """The `ToolResult` a tool-result part holds."""
+    value = json.loads(part.content)
+    return ToolResult(
+        id=value["id"], name=value["name"], outcome=value["outcome"], content=value["content"]
+    )
+
+
 _START_OF_SPEECH: Final = Part(mimetype=START_OF_SPEECH_MIMETYPE, role="user")
 _END_OF_SPEECH: Final = Part(mimetype=END_OF_SPEECH_MIMETYPE, role="user")
 _TURN_COMPLETE: Final = Part(mimetype=TURN_COMPLETE_MIMETYPE, role="model")
@@ -320,6 +396,16 @@ def is_activity(part: Part) -> bool:
 def is_error(part: Part) -> bool:
     """True for an error report made by `error_part`."""
     return part.mimetype == ERROR_MIMETYPE
+
+
+def is_tool_call(part: Part) -> bool:
+    """True for a tool call made by `tool_call`."""
+    return part.mimetype == TOOL_CALL_MIMETYPE
+
+
+def is_tool_result(part: Part) -> bool:
+    """True for a tool result made by `tool_result`."""
+    return part.mimetype == TOOL_RESULT_MIMETYPE
 
 
 def audio_rate(part: Part) -> int:

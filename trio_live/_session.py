@@ -29,6 +29,7 @@ from ._policy import DEFAULT_BACKCHANNELS, TurnPolicy, backchannel_tuple
 from ._prompt import DEFAULT_MAX_PARTS, DEFAULT_WINDOW, RollingPrompt
 from ._record import Recorder
 from ._stats import SessionStatistics
+from ._tools import Tool, ToolError, check_tools
 
 
 @attrs.define(eq=False)
@@ -94,6 +95,10 @@ class LiveSession:
             (they are held, then released at the trigger or dropped if the
             generation is cancelled first).
         recorder: a `Recorder` that logs the conversation for a replay.
+        tools: the `Tool` values the model may call (see `trio_live.tool`);
+            by default the model's own ``tools``, if it has any.
+        max_tool_rounds: how many times one answer may call tools and be
+            asked again with their results; calls past that get an error.
     """
 
     model: TurnModel
@@ -129,6 +134,10 @@ class LiveSession:
 
     recent_turns: int = attrs.field(default=100, validator=non_negative)
     recorder: Recorder | None = None
+    tools: tuple[Tool, ...] | None = attrs.field(
+        default=None, converter=attrs.converters.optional(check_tools)
+    )
+    max_tool_rounds: int = attrs.field(default=4, validator=non_negative)
 
     _driver: Driver = attrs.field(init=False)
     _started: bool = attrs.field(init=False, default=False)
@@ -138,6 +147,14 @@ class LiveSession:
     _stack: contextlib.AsyncExitStack | None = attrs.field(init=False, default=None)
 
     def __attrs_post_init__(self) -> None:
+        tools = self.tools
+        if tools is None:
+            tools = check_tools(getattr(self.model, "tools", None) or ())
+        if tools and not getattr(self.model, "supports_tools", True):
+            raise ToolError(
+                f"{type(self.model).__name__} cannot call tools:"
+                " use a model that can (OpenAIChatModel, GeminiModel)"
+            )
         policy = TurnPolicy(
             trigger=self.trigger,
             wait_for_end_of_speech=self.wait_for_end_of_speech,
@@ -164,6 +181,8 @@ class LiveSession:
             recent_turns=self.recent_turns,
             recorder=self.recorder,
             held_output=self.output_buffer,
+            tools=tools,
+            max_tool_rounds=self.max_tool_rounds,
         )
 
     # -- observing -----------------------------------------------------------

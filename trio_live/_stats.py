@@ -26,6 +26,7 @@ class TurnStats:
             cancelled), before its closing markers were sent.
         prompt_parts: how many parts the model's prompt held.
         output_parts: how many output parts were delivered.
+        tools: the turn's tool calls with their timings (`ToolTiming`).
     """
 
     turn: int
@@ -37,6 +38,7 @@ class TurnStats:
     prompt_parts: int
     output_parts: int
     stopped_at: float | None = None
+    tools: tuple[ToolTiming, ...] = ()
 
     @property
     def time_to_first_output(self) -> float | None:
@@ -91,3 +93,23 @@ class SessionStatistics:
     activity: str
     recent_turns: tuple[TurnStats, ...]
     started_at: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ToolTiming:
+    """One tool call of a turn.
+
+    Attributes:
+        id: the call's id.
+        name: the tool's name.
+        outcome: ``"result"``, ``"error"`` or ``"cancelled"``; None while a
+            shielded call still runs after its turn ended.
+        started_at: when the call started.
+        ended_at: when its outcome was known (None while it runs).
+    """
+
+    id: str
+    name: str
+    outcome: str | None
+    started_at: float
+    ended_at: float | None

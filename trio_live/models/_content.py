@@ -25,8 +25,9 @@ carry the words). A model that takes audio receives the audio of speech only:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import attrs
 
@@ -34,10 +35,16 @@ from .._errors import AudioFormatError, BadRequestError
 from .._parts import (
     JSON_MIMETYPE,
     Part,
+    ToolCall,
+    ToolResult,
     audio_rate,
     is_marker,
     is_reserved,
     is_text,
+    is_tool_call,
+    is_tool_result,
+    read_tool_call,
+    read_tool_result,
 )
 from .._wav import wav_from_pcm
 
@@ -49,6 +56,9 @@ __all__ = [
     "check_accepts",
     "family",
     "group_messages",
+    "paired_tool_parts",
+    "result_object",
+    "result_text",
     "select_content",
 ]
 
@@ -207,14 +217,62 @@ class Message:
     """A run of prompt parts from one role, merged.
 
     Attributes:
-        role: ``"user"``, ``"model"`` or ``"system"`` (an unknown role is the user).
+        role: ``"user"``, ``"model"`` or ``"system"`` (an unknown role is the
+            user), or ``"tool"`` for a run of tool results (`ToolResult`
+            items; the model's runs hold its `ToolCall` items).
         items: text and binary content in order; adjacent texts are merged
             (the model's deltas as they are, other roles' texts one per line)
             and adjacent PCM chunks of one rate are joined into one WAV blob.
     """
 
     role: str
-    items: tuple[str | Blob, ...]
+    items: tuple[str | Blob | ToolCall | ToolResult, ...]
+
+
+def paired_tool_parts(parts: Sequence[Part]) -> list[Part]:
+    """``parts`` without tool calls that lack a result or results that lack a call.
+
+    The session keeps each call with its one outcome; this makes sure no
+    request can hold a dangling call id, whatever the history holds (a cut
+    window, a hand-made prompt). A second call or result with one id goes too.
+    """
+    calls: set[str] = set()
+    results: set[str] = set()
+    for part in parts:
+        if is_tool_call(part):
+            calls.add(read_tool_call(part).id)
+        elif is_tool_result(part):
+            call_id = read_tool_result(part).id
+            if call_id in calls:
+                results.add(call_id)
+    kept: list[Part] = []
+    seen: set[str] = set()
+    for part in parts:
+        if is_tool_call(part) or is_tool_result(part):
+            call_id = (read_tool_call(part) if is_tool_call(part) else read_tool_result(part)).id
+            key = f"{'c' if is_tool_call(part) else 'r'}{call_id}"
+            if call_id not in results or key in seen:
+                continue
+            seen.add(key)
+        kept.append(part)
+    return kept
+
+
+def result_text(result: ToolResult) -> str:
+    """A tool result as text for the model (a string result as it is, else JSON)."""
+    if result.outcome == "result":
+        content = result.content
+        return content if isinstance(content, str) else json.dumps(content)
+    return json.dumps(result_object(result))
+
+
+def result_object(result: ToolResult) -> dict[str, Any]:
+    """A tool result as a JSON object for the model."""
+    if result.outcome == "result":
+        return {"result": result.content}
+    if result.outcome == "cancelled":
+        return {"error": str(result.content), "cancelled": True}
+    return {"error": str(result.content)}
 
 
 def _is_pcm(mimetype: str) -> bool:
@@ -238,6 +296,7 @@ def group_messages(
             (``hint`` is added to the message).
     """
     every = [p for p in parts if not (is_marker(p) or is_reserved(p) or not p.content)]
+    every = paired_tool_parts(every)
     chosen = select_content(every, accepts, audio_history=audio_history)
     if every and not chosen:
         families = sorted({family(part) for part in every})
@@ -245,13 +304,18 @@ def group_messages(
             f"the prompt holds only {' and '.join(families)}, which this model does not take"
             f"{hint}; transcribe the speech first (SpeechToText)"
         )
-    runs: list[tuple[str, list[str | Blob]]] = []
+    runs: list[tuple[str, list[str | Blob | ToolCall | ToolResult]]] = []
     for part in chosen:
         if is_marker(part) or is_reserved(part) or not part.content:
             continue
         role = part.role or "user"
-        item: str | Blob
-        if is_text(part) or part.mimetype == JSON_MIMETYPE:
+        item: str | Blob | ToolCall | ToolResult
+        if is_tool_call(part):
+            item, role = read_tool_call(part), "model"
+        elif is_tool_result(part):
+            # Results are their own run: a ``tool`` message, or a user turn.
+            item, role = read_tool_result(part), "tool"
+        elif is_text(part) or part.mimetype == JSON_MIMETYPE:
             item = (
                 part.content
                 if isinstance(part.content, str)

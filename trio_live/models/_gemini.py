@@ -10,11 +10,17 @@ The prompt becomes ``contents``: roles ``user`` and ``model``, one content
 per run of parts of one role, with text parts and ``inlineData`` (base64) for
 images and sounds (PCM is wrapped in WAV). System parts and the system
 instruction go to ``systemInstruction``.
+
+Tools are declared as ``tools: [{"functionDeclarations": [...]}]``; a
+streamed ``functionCall`` part becomes a tool-call part at once, and in the
+next request it is a ``functionCall`` part of the model's content, followed
+by a user content with its ``functionResponse`` (the outcome as an object).
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -26,9 +32,10 @@ from .._checks import finite_non_negative
 from .._errors import BadRequestError, MalformedStreamError
 from .._httpclient import check_api_key
 from .._httpstatus import error_from_payload, json_field, json_item, load_json
-from .._parts import Part
-from ._content import ALL_FAMILIES, check_accepts, group_messages
-from ._http import HTTPTurnModel
+from .._parts import Part, ToolCall, ToolResult
+from .._tools import Tool
+from ._content import ALL_FAMILIES, check_accepts, group_messages, result_object
+from ._http import HTTPTurnModel, ToolCallDelta
 from ._sse import ServerSentEvent
 
 __all__ = ["GeminiModel"]
@@ -108,15 +115,23 @@ class GeminiModel(HTTPTurnModel):
             for item in message.items:
                 if isinstance(item, str):
                     items.append({"text": item})
+                elif isinstance(item, ToolCall):
+                    items.append({"functionCall": _function_call(item)})
+                elif isinstance(item, ToolResult):
+                    response = {"name": item.name, "response": result_object(item)}
+                    items.append({"functionResponse": {"id": item.id, **response}})
                 elif message.role == "system":
                     raise BadRequestError(f"a system instruction must be text, got {item.mimetype}")
                 else:
                     data = base64.b64encode(item.data).decode("ascii")
                     items.append({"inlineData": {"mimeType": item.mimetype, "data": data}})
-            if message.role == "system":
+            role = "user" if message.role == "tool" else message.role
+            if role == "system":
                 system.extend(items)
+            elif contents and contents[-1]["role"] == role:
+                contents[-1]["parts"].extend(items)
             else:
-                contents.append({"role": message.role, "parts": items})
+                contents.append({"role": role, "parts": items})
         if not contents:
             return None
         body: dict[str, Any] = {"contents": contents}
@@ -126,7 +141,18 @@ class GeminiModel(HTTPTurnModel):
             body["generationConfig"] = dict(self.options)
         return body
 
-    def _event(self, event: ServerSentEvent) -> tuple[Sequence[str], bool]:
+    def _declare(self, tools: Sequence[Tool]) -> dict[str, Any]:
+        declarations = [
+            {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": dict(tool.parameters),
+            }
+            for tool in tools
+        ]
+        return {"tools": [{"functionDeclarations": declarations}]}
+
+    def _event(self, event: ServerSentEvent) -> tuple[Sequence[str | ToolCallDelta], bool]:
         payload = load_json(event.data)
         if isinstance(payload, list) and len(payload) == 1:
             payload = payload[0]
@@ -146,7 +172,7 @@ class GeminiModel(HTTPTurnModel):
         where = "event.candidates[0]"
         candidate = json_item(candidates[0], dict, where)
         content = json_field(candidate, "content", dict, where) or {}
-        texts: list[str] = []
+        texts: list[str | ToolCallDelta] = []
         parts = json_field(content, "parts", list, f"{where}.content") or ()
         for number, item in enumerate(parts):
             at = f"{where}.content.parts[{number}]"
@@ -154,4 +180,25 @@ class GeminiModel(HTTPTurnModel):
             text = json_field(part, "text", str, at)
             if text is not None and not json_field(part, "thought", bool, at):
                 texts.append(text)
+            call = json_field(part, "functionCall", dict, at)
+            if call is not None:
+                args = json_field(call, "args", dict, f"{at}.functionCall")
+                texts.append(
+                    ToolCallDelta(
+                        index=None,
+                        id=json_field(call, "id", str, f"{at}.functionCall") or "",
+                        name=json_field(call, "name", str, f"{at}.functionCall") or "",
+                        arguments=json.dumps(args or {}),
+                    )
+                )
         return texts, bool(json_field(candidate, "finishReason", str, where))
+
+
+def _function_call(call: ToolCall) -> dict[str, Any]:
+    try:
+        args = json.loads(call.arguments) if call.arguments.strip() else {}
+    except ValueError:
+        args = None
+    # Arguments that are not an object are sent as none (the call's error
+    # outcome tells the model what was wrong with them).
+    return {"id": call.id, "name": call.name, "args": args if isinstance(args, dict) else {}}

@@ -55,10 +55,12 @@ from .._errors import (
 from .._httpclient import OwnsHTTPClient, check_api_key, close_chunks, mask_secret
 from .._httpstatus import error_for_status, message_from_body, parse_retry_after, shorten
 from .._model import PromptStream
-from .._parts import Part, text_part
+from .._parts import Part, text_part, tool_call
+from .._toolruns import prompt_tools
+from .._tools import Tool, check_tools
 from ._sse import ServerSentEvent, SSEDecoder
 
-__all__ = ["HTTPTurnModel"]
+__all__ = ["HTTPTurnModel", "ToolCallDelta"]
 
 logger = logging.getLogger("trio_live.models")
 
@@ -79,11 +81,29 @@ def _size(instance: object, attribute: attrs.Attribute[int], value: int) -> None
         raise ValueError(f"{attribute.name} must be an int > 0, got {value!r}")
 
 
+@attrs.frozen(kw_only=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call, as `HTTPTurnModel._event` reads it.
+
+    Pieces with one ``index`` are joined (the id and name are taken from the
+    first that has them, the argument texts are concatenated) and sent as one
+    tool-call part when the answer is complete; a piece whose ``index`` is
+    None is a whole call, sent at once.
+    """
+
+    index: int | None
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
 @attrs.define(eq=False)
 class _Attempt:
     delivered: int = 0
     finished: bool = False
     retry_after: float | None = None
+    #: Streamed tool calls being put together, by index.
+    calls: dict[int, list[str]] = attrs.field(factory=dict)
 
 
 @attrs.define(eq=False, kw_only=True)
@@ -125,6 +145,7 @@ class HTTPTurnModel(OwnsHTTPClient):
     max_event_length: int = attrs.field(default=1024 * 1024, validator=_size)
     max_response_bytes: int = attrs.field(default=32 * 1024 * 1024, validator=_size)
     transport: httpx.AsyncBaseTransport | None = attrs.field(default=None, repr=False)
+    tools: tuple[Tool, ...] = attrs.field(default=(), converter=check_tools)
     _client: httpx.AsyncClient | None = attrs.field(init=False, default=None, repr=False)
     _random: random.Random = attrs.field(init=False, factory=random.Random, repr=False)
 
@@ -140,9 +161,13 @@ class HTTPTurnModel(OwnsHTTPClient):
         """The request body for a prompt, or None when there is nothing to send."""
         raise NotImplementedError
 
-    def _event(self, event: ServerSentEvent) -> tuple[Sequence[str], bool]:
-        """The text deltas in one event, and whether the answer is complete."""
+    def _event(self, event: ServerSentEvent) -> tuple[Sequence[str | ToolCallDelta], bool]:
+        """The text deltas and tool-call pieces in one event, and whether the answer ended."""
         raise NotImplementedError
+
+    def _declare(self, tools: Sequence[Tool]) -> dict[str, Any]:
+        """The request body's fields that declare ``tools``."""
+        raise BadRequestError(f"{type(self).__name__} does not take tools")
 
     # -- the client ----------------------------------------------------------
 
@@ -161,6 +186,9 @@ class HTTPTurnModel(OwnsHTTPClient):
         body = self._body(parts)
         if body is None:
             return
+        tools = prompt_tools(prompt) or self.tools
+        if tools:
+            body.update(self._declare(tools))
         content = json.dumps(body).encode()
         client = self._open_client()
         retries = 0
@@ -321,7 +349,23 @@ class HTTPTurnModel(OwnsHTTPClient):
         except ModelError as error:
             raise self._error(error) from None
         for text in texts:
-            if text:
+            if isinstance(text, ToolCallDelta):
+                if text.index is None:
+                    await output.send(tool_call(text.name, text.arguments, call_id=text.id))
+                    attempt.delivered += 1
+                    continue
+                piece = attempt.calls.setdefault(text.index, ["", "", ""])
+                piece[0] = piece[0] or text.id
+                piece[1] = piece[1] or text.name
+                piece[2] += text.arguments
+            elif text:
                 await output.send(text_part(text, role="model"))
+                attempt.delivered += 1
+        if finished and not attempt.finished:
+            # The streamed calls are whole once the answer is.
+            calls, attempt.calls = attempt.calls, {}
+            for index in sorted(calls):
+                call_id, name, arguments = calls[index]
+                await output.send(tool_call(name, arguments, call_id=call_id))
                 attempt.delivered += 1
         attempt.finished = attempt.finished or finished

@@ -6,7 +6,11 @@ per turn; each ``choices[0].delta.content`` becomes a model part as it
 arrives, and ``data: [DONE]`` ends the answer.
 
 The prompt becomes ``messages``: roles ``user``, ``assistant`` and
-``system``, one message per run of parts of one role. A message holding only
+``system``, one message per run of parts of one role. Tools are declared in
+``tools``; a streamed call (``delta.tool_calls`` pieces, joined by their
+``index``) becomes a tool-call part once the answer ends, and in the next
+request the model's calls are the ``tool_calls`` of its ``assistant`` message,
+each followed by a ``tool`` message with its outcome. A message holding only
 text has a string as content; otherwise a list of items: text, images as
 ``image_url`` data URLs, and sounds as ``input_audio`` (WAV or MP3; PCM is
 wrapped in WAV), which only some models accept, so it must be enabled with
@@ -28,9 +32,10 @@ from .._checks import finite_non_negative
 from .._errors import BadRequestError, MalformedStreamError
 from .._httpclient import check_api_key
 from .._httpstatus import error_from_payload, json_field, json_item, load_json
-from .._parts import Part
-from ._content import Blob, group_messages
-from ._http import HTTPTurnModel
+from .._parts import Part, ToolCall, ToolResult
+from .._tools import Tool
+from ._content import Blob, group_messages, result_text
+from ._http import HTTPTurnModel, ToolCallDelta
 from ._sse import ServerSentEvent
 
 __all__ = ["OpenAIChatModel"]
@@ -38,7 +43,7 @@ __all__ = ["OpenAIChatModel"]
 OPENAI_BASE_URL: Final = "https://api.openai.com/v1"
 _ROLES: Final = {"user": "user", "model": "assistant", "system": "system"}
 _AUDIO_FORMATS: Final = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mpeg": "mp3"}
-_RESERVED: Final = frozenset({"model", "messages", "stream"})
+_RESERVED: Final = frozenset({"model", "messages", "stream", "tools"})
 
 
 def _env_key() -> str | None:
@@ -119,14 +124,34 @@ class OpenAIChatModel(HTTPTurnModel):
         if not conversation:
             return None
         for message in conversation:
+            if message.role == "tool":
+                messages.extend(
+                    {"role": "tool", "tool_call_id": item.id, "content": result_text(item)}
+                    for item in message.items
+                    if isinstance(item, ToolResult)
+                )
+                continue
             role = _ROLES[message.role]
-            items = message.items
-            content: str | list[dict[str, Any]]
-            if len(items) == 1 and isinstance(items[0], str):
+            calls = [item for item in message.items if isinstance(item, ToolCall)]
+            items = [item for item in message.items if isinstance(item, str | Blob)]
+            content: str | list[dict[str, Any]] | None
+            if not items:
+                content = None
+            elif len(items) == 1 and isinstance(items[0], str):
                 content = items[0]  # adjacent texts are already merged
             else:
                 content = [self._item(role, item) for item in items]
-            messages.append({"role": role, "content": content})
+            entry: dict[str, Any] = {"role": role, "content": content}
+            if calls:
+                entry["tool_calls"] = [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                    for call in calls
+                ]
+            messages.append(entry)
         return {**self.options, "model": self.model, "messages": messages, "stream": True}
 
     def _item(self, role: str, item: str | Blob) -> dict[str, Any]:
@@ -152,7 +177,22 @@ class OpenAIChatModel(HTTPTurnModel):
             return {"type": "input_audio", "input_audio": {"data": data, "format": audio_format}}
         raise BadRequestError(f"the chat API cannot take {item.mimetype} content")
 
-    def _event(self, event: ServerSentEvent) -> tuple[Sequence[str], bool]:
+    def _declare(self, tools: Sequence[Tool]) -> dict[str, Any]:
+        return {
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "description": tool.description,
+                        "parameters": dict(tool.parameters),
+                    },
+                }
+                for tool in tools
+            ]
+        }
+
+    def _event(self, event: ServerSentEvent) -> tuple[Sequence[str | ToolCallDelta], bool]:
         if event.data.strip() == "[DONE]":
             return (), True
         payload = load_json(event.data)
@@ -162,7 +202,7 @@ class OpenAIChatModel(HTTPTurnModel):
             raise error_from_payload(payload.get("error", payload))
         # Every field is checked for its JSON type: a wrong one is a
         # MalformedStreamError, never a TypeError from deep in here.
-        texts: list[str] = []
+        texts: list[str | ToolCallDelta] = []
         finished = False
         for number, item in enumerate(json_field(payload, "choices", list, "event") or ()):
             where = f"event.choices[{number}]"
@@ -174,5 +214,18 @@ class OpenAIChatModel(HTTPTurnModel):
             text = json_field(delta, "content", str, f"{where}.delta")
             if text is not None:
                 texts.append(text)
+            calls = json_field(delta, "tool_calls", list, f"{where}.delta") or ()
+            for position, entry in enumerate(calls):
+                at = f"{where}.delta.tool_calls[{position}]"
+                call = json_item(entry, dict, at)
+                function = json_field(call, "function", dict, at) or {}
+                texts.append(
+                    ToolCallDelta(
+                        index=json_field(call, "index", int, at) or 0,
+                        id=json_field(call, "id", str, at) or "",
+                        name=json_field(function, "name", str, f"{at}.function") or "",
+                        arguments=json_field(function, "arguments", str, f"{at}.function") or "",
+                    )
+                )
             finished = finished or bool(json_field(choice, "finish_reason", str, where))
         return texts, finished

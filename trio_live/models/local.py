@@ -43,6 +43,7 @@ import trio
 from .._errors import BadRequestError, ModelError
 from .._model import PromptStream
 from .._parts import Part, is_marker, is_reserved, is_text, text_part
+from .._toolruns import prompt_tools
 
 __all__ = ["DEFAULT_MODEL_PACKAGE", "LocalModel", "MissingExtraError", "default_model_path"]
 
@@ -218,6 +219,8 @@ class LocalModel:
 
     #: The content families it takes: text only (audio and images are skipped).
     accepts: ClassVar[frozenset[str]] = frozenset({"text"})
+    #: It cannot call tools: a session given tools refuses it (`ToolError`).
+    supports_tools: ClassVar[bool] = False
 
     model_path: str | None = None
     system_instruction: str | None = None
@@ -273,9 +276,11 @@ class LocalModel:
         the worker thread has finished.
 
         Raises:
-            BadRequestError: the prompt holds no text.
+            BadRequestError: the prompt holds no text, or comes with tools.
             ModelError: the model is missing or failed.
         """
+        if prompt_tools(prompt):
+            raise BadRequestError("the local model cannot call tools: use a model that can")
         parts = await prompt.collect()
         messages, skipped = prompt_messages(parts, self.system_instruction)
         if not any(m["role"] == "user" for m in messages):

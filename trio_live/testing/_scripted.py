@@ -11,7 +11,7 @@ from .._checks import finite_non_negative
 from .._model import PromptStream
 from .._parts import Part, is_text, text_part
 
-Reply = str | Sequence[str]
+Reply = str | Sequence[str | Part]
 Script = Sequence[Reply] | Callable[[list[Part]], Reply]
 
 
@@ -25,7 +25,8 @@ class RecordedPrompt:
         arrivals: each prompt part with the time the model read it.
         finalized_at: when the prompt was complete (None if it never was).
         turn: the answer's index in the script (None until finalized).
-        sent: the texts the model sent, as far as each send returned.
+        sent: the texts the model sent, as far as each send returned (of a
+            part such as a tool call, its content).
         finished: True if the model sent its whole reply.
     """
 
@@ -55,8 +56,11 @@ class ScriptedModel:
     """A turn model that answers from a script.
 
     Args:
-        script: the replies, one per turn (a string, or a list of strings
-            sent as separate parts); past the end the last one repeats. Or a
+        script: the replies, one per call (a string, or a list of strings
+            sent as separate parts, and parts such as
+            ``trio_live.tool_call("clock", {})``, sent as they are); past the
+            end the last one repeats. Each call is one reply: an answer with
+            tool calls takes the next one once the results are in. Or a
             function of the prompt's parts that returns the reply. The
             default echoes the user's last text.
         first_part_delay: seconds from the complete prompt to the first part.
@@ -76,7 +80,7 @@ class ScriptedModel:
         """Every complete prompt the model answered, in order."""
         return [call.parts for call in self.calls if call.turn is not None]
 
-    def _reply(self, turn: int, prompt: list[Part]) -> list[str]:
+    def _reply(self, turn: int, prompt: list[Part]) -> list[str | Part]:
         script = self.script
         if callable(script):
             reply = script(prompt)
@@ -99,9 +103,13 @@ class ScriptedModel:
             raise self.errors[turn]
         reply = self._reply(turn, record.parts)
         await trio.sleep(self.first_part_delay)
-        for index, text in enumerate(reply):
+        for index, item in enumerate(reply):
             if index:
                 await trio.sleep(self.part_delay)
-            await output.send(text_part(text, role="model"))
-            record.sent.append(text)
+            if isinstance(item, str):
+                await output.send(text_part(item, role="model"))
+                record.sent.append(item)
+            else:
+                await output.send(item)
+                record.sent.append(item.text)
         record.finished = True
