@@ -35,7 +35,8 @@ from ._protocol import (
     input_parts,
     output_events,
 )
-from ._server import STATIC_DIR, WEBSOCKET_PATH, ServerConfig, ServerStatistics, WebServer
+from ._server import WEBSOCKET_PATH, WebServer
+from ._serverconfig import STATIC_DIR, ServerConfig, ServerStatistics
 from ._workers import (
     Supervisor,
     Worker,

@@ -20,23 +20,16 @@ import hmac
 import ipaddress
 import logging
 import socket
-from collections.abc import Generator
-from pathlib import Path
 from typing import Final
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
 import trio
 import trio_websocket
-import wsproto
-from wsproto.connection import ConnectionState
-from wsproto.events import CloseConnection, Event, Pong
 
-from .._checks import non_negative, positive
 from .._groups import raise_single
 from .._logging import peer_name
 from ._bridge import Bridge, BridgeConfig, PipelineFactory, ServerCounters
-from ._budget import Budgets
 from ._http import (
     BadRequest,
     PrefixedStream,
@@ -49,9 +42,11 @@ from ._http import (
 )
 from ._http import static_files as _load_static
 from ._metrics import Route, ServerMetrics
-from ._protocol import SUBPROTOCOL, Limits
+from ._protocol import SUBPROTOCOL
 from ._ratelimit import FailureLimiter, retry_after_header
+from ._serverconfig import ServerConfig, ServerStatistics
 from ._workers import client_address, forwarded_head, peer_address
+from ._wsconn import ServerWSConnection
 
 # A client going away, at any point: it ends its own connection, nothing else.
 _GONE: Final = (
@@ -60,98 +55,10 @@ _GONE: Final = (
     trio_websocket.ConnectionClosed,
     trio_websocket.HandshakeError,
 )
-STATIC_DIR: Final = Path(__file__).with_name("static")
 WEBSOCKET_PATH: Final = "/ws"
 _MAX_HEAD_BYTES: Final = 16 * 1024
 
 logger = logging.getLogger("trio_live.web")
-
-
-@attrs.frozen(kw_only=True)
-class ServerConfig:
-    """How the server listens and what it accepts.
-
-    Attributes:
-        host: the address to bind (loopback by default: put a reverse proxy
-            with TLS in front to serve other machines).
-        port: the TCP port (0 picks a free one).
-        allowed_origins: browser origins allowed besides the page's own
-            (``"*"`` allows any); clients that send no Origin are allowed.
-        allowed_hosts: host names a request's ``Host`` may carry besides
-            ``localhost``, IP addresses and ``host`` (``"*"`` allows any).
-            Other names are refused (403), on the page and on ``/ws``: a
-            DNS-rebinding page cannot reach the server under its own name.
-        token: if set, clients must send ``Authorization: Bearer <token>`` or
-            ``?token=<token>`` in the websocket URL.
-        token_failures: failed token checks a peer address may make per
-            minute (a token bucket of that size); then it is refused with 429
-            and ``Retry-After`` until it may try again, whatever it sends.
-        max_sessions: the most concurrent sessions; more are refused (503).
-        limits: the message limits (`Limits`).
-        budgets: how much input one client may send over time (`Budgets`);
-            a client over them gets an ``over_budget`` error and 1008.
-        audio_in_frames: input audio frames queued before the oldest is dropped.
-        audio_out_chunks: TTS chunks queued before the oldest is dropped.
-        control_queue: control messages queued each way: the server's events
-            wait for room; a client with this many messages not yet taken by
-            its pipeline is closed with 1013.
-        echo_tail: seconds after the speech sent to a client has had time to
-            play before the echo guard turns off by itself (when the client
-            does not report the end of playback).
-        close_grace: seconds allowed for the closing handshake.
-        handshake_timeout: seconds a client has for the request head and
-            the websocket handshake.
-        idle_timeout: seconds without any client message before the server
-            closes the connection with 4000 (``math.inf``: never).
-        static_dir: the page's files (None: serve no page).
-        trusted_proxies: addresses or networks of reverse proxies whose
-            ``X-Forwarded-For``/``-Host``/``-Proto`` headers are believed
-            (the Host and origin checks then use the forwarded host);
-            anyone else's are ignored.
-        worker: the worker's id with ``--workers`` (session names and the
-            ``worker`` label of the metrics carry it); None: one process.
-    """
-
-    host: str = "127.0.0.1"
-    port: int = 8765
-    allowed_origins: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    allowed_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    token: str | None = attrs.field(default=None, repr=False)
-    token_failures: int = attrs.field(default=10, validator=positive)
-    max_sessions: int = attrs.field(default=16, validator=positive)
-    limits: Limits = attrs.field(factory=Limits)
-    budgets: Budgets = attrs.field(factory=Budgets)
-    audio_in_frames: int = attrs.field(default=250, validator=positive)
-    audio_out_chunks: int = attrs.field(default=200, validator=positive)
-    control_queue: int = attrs.field(default=64, validator=positive)
-    echo_tail: float = attrs.field(default=0.5, validator=non_negative)
-    close_grace: float = attrs.field(default=2.0, validator=positive)
-    handshake_timeout: float = attrs.field(default=10.0, validator=positive)
-    idle_timeout: float = attrs.field(default=300.0, validator=positive)
-    static_dir: Path | None = STATIC_DIR
-    trusted_proxies: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
-    worker: str | None = None
-
-
-@attrs.frozen(kw_only=True)
-class ServerStatistics:
-    """A snapshot of a `WebServer`.
-
-    Attributes:
-        active_sessions: connections with a live session now.
-        total_sessions: sessions accepted since the start.
-        refused: websocket handshakes refused (path, origin, token, capacity).
-        protocol_errors: malformed client messages answered with an error.
-        dropped_audio_in: input audio frames dropped (pipeline too slow).
-        dropped_audio_out: TTS chunks dropped (client too slow).
-    """
-
-    active_sessions: int
-    total_sessions: int
-    refused: int
-    protocol_errors: int
-    dropped_audio_in: int
-    dropped_audio_out: int
 
 
 @attrs.define(eq=False)
@@ -169,7 +76,7 @@ class WebServer:
     """
 
     pipeline: PipelineFactory
-    config: ServerConfig = ServerConfig()
+    config: ServerConfig = attrs.field(factory=ServerConfig)
     sock: socket.socket | None = attrs.field(default=None, kw_only=True)
     metrics: ServerMetrics = attrs.field(init=False)
     _routes: dict[str, Route] = attrs.field(init=False, factory=dict)
@@ -341,7 +248,7 @@ class WebServer:
         wrapped = PrefixedStream(head.raw, stream, grace=self.config.close_grace)
         connection = trio_websocket.WebSocketConnection(
             wrapped,
-            _ServerWSConnection(wrapped),
+            ServerWSConnection(wrapped),
             max_message_size=self.config.limits.max_message_bytes,
         )
         nursery.start_soon(connection._reader_task)
@@ -435,38 +342,6 @@ class WebServer:
             with trio.move_on_after(self.config.close_grace) as scope:
                 scope.shield = True
                 await ws.aclose(code, reason)
-
-
-class _ServerWSConnection(wsproto.WSConnection):
-    """wsproto's server side, made to close a connection as RFC 6455 asks.
-
-    * A frame wsproto cannot parse (invalid UTF-8, an unmasked frame, a
-      reserved bit, a bad close code...) comes out of `events` as a
-      ``CloseConnection`` (1002 or 1007) while the connection is still open;
-      trio-websocket then closes TCP without a close frame. Here the close
-      frame is made at once (the connection is then closing) and left with
-      the stream, which sends it before it closes.
-    * Once a close frame was sent, wsproto refuses to send a pong (and
-      trio-websocket's reader task would fail on a ping): no pong is sent then.
-    """
-
-    def __init__(self, stream: PrefixedStream) -> None:
-        super().__init__(wsproto.ConnectionType.SERVER)
-        self._stream = stream
-
-    def events(self) -> Generator[Event, None, None]:
-        """The events of wsproto; a parse failure also leaves its close frame with the stream."""
-        for event in super().events():
-            if isinstance(event, CloseConnection) and self.state is ConnectionState.OPEN:
-                close = CloseConnection(code=event.code, reason=event.reason)
-                self._stream.last_words += self.send(close)
-            yield event
-
-    def send(self, event: Event) -> bytes:
-        """The bytes of ``event`` (none for a pong once the connection closes)."""
-        if isinstance(event, Pong) and self.state is not ConnectionState.OPEN:
-            return b""
-        return super().send(event)
 
 
 def _session_name(worker: str | None, number: int) -> str:
