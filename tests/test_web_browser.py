@@ -6,6 +6,8 @@ Chromium feeds it ``tests/data/hello.wav`` once; the server runs the real
 voice pipeline (VAD, speech to text, espeak-ng) around a scripted model.
 Screenshots of the page are saved as ``test-artifacts/page-idle.png`` and
 ``test-artifacts/page-answer.png`` (``docs/`` with TRIO_LIVE_DOCS_SCREENSHOTS=1).
+One test loads the page through nginx (``examples/nginx.conf``) in front of
+``trio-live serve --workers 2`` (``_nginx.py``), with a typed turn only.
 """
 
 from __future__ import annotations
