@@ -15,12 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,7 +24,7 @@ from typing import Any
 import pytest
 import trio
 import trio_websocket
-from model_server import Reply, open_model_server
+from _nginx import http_get, needs_nginx, running_nginx, serve_workers
 from prometheus_client.parser import text_string_to_metric_families
 
 from trio_live import LiveSession
@@ -59,28 +54,6 @@ async def running(model: Any, **config: Any) -> AsyncIterator[tuple[WebServer, i
         port = await nursery.start(server.serve)
         yield server, port
         nursery.cancel_scope.cancel()
-
-
-async def http_get(
-    port: int, path: str, *, host: str | None = None, headers: dict[str, str] | None = None
-) -> tuple[int, dict[str, str], bytes]:
-    """A plain HTTP/1.1 GET over loopback: (status, headers, body)."""
-    lines = [f"GET {path} HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", "Connection: close"]
-    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
-    with trio.fail_after(10):
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        async with stream:
-            await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
-            data = b""
-            while chunk := await stream.receive_some(65536):
-                data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    fields = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        fields[name.strip().lower()] = value.strip()
-    return int(status_line.split()[1]), fields, body
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -137,13 +110,6 @@ async def typed_turn(ws: trio_websocket.WebSocketConnection, text: str) -> str:
             reply += event["text"]
         elif event["type"] == "turn_complete":
             return reply
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # -- /healthz and /metrics ---------------------------------------------------------
@@ -317,59 +283,6 @@ async def upgrade(port: int, headers: dict[str, str]) -> tuple[int, bytes]:
 # -- workers ------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def serve_workers(*options: str) -> AsyncIterator[tuple[trio.Process, int, list[str]]]:
-    """``trio-live serve --workers 2`` on a free port, against a model server.
-
-    Yields the parent process, its port, and the lines of its stderr so far.
-    """
-    async with (
-        open_model_server([Reply(text=["Served ", "answer."])]) as model,
-        trio.open_nursery() as nursery,
-    ):
-        command = [sys.executable, "-m", "trio_live", "serve", "--workers", "2", "--port", "0"]
-        command += ["--stt", "none", "--model", model.openai_url, "--model-name", "m", *options]
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "k"}
-        process = await trio.lowlevel.open_process(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
-        errors: list[str] = []
-        try:
-            assert process.stdout is not None
-            assert process.stderr is not None
-            nursery.start_soon(_collect, process.stderr, errors)
-            with trio.fail_after(60):
-                line = await _first_line(process.stdout)
-            match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-            assert match, (line, errors)
-            yield process, int(match[1]), errors
-        finally:
-            if process.returncode is None:
-                process.kill()
-            with trio.CancelScope(shield=True):
-                await process.wait()
-            nursery.cancel_scope.cancel()
-
-
-async def _first_line(stream: trio.abc.ReceiveStream) -> str:
-    data = b""
-    while b"\n" not in data:
-        chunk = await stream.receive_some(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode()
-
-
-async def _collect(stream: trio.abc.ReceiveStream, lines: list[str]) -> None:
-    data = b""
-    while chunk := await stream.receive_some(4096):
-        data += chunk
-        *done, rest = data.split(b"\n")
-        lines.extend(part.decode() for part in done)
-        data = rest
-
-
 async def worker_pids(port: int, *, not_: set[int] = frozenset()) -> dict[str, int]:  # type: ignore[assignment]
     """Worker id → pid, from ``/healthz`` (asked until both workers answered)."""
     pids: dict[str, int] = {}
@@ -446,66 +359,24 @@ async def test_workers_share_the_port_restart_and_stop_with_1001() -> None:
 # -- nginx in front -----------------------------------------------------------------
 
 
-def nginx_config(template: str, *, listen: int, upstream: int, prefix: Path) -> str:
-    """``examples/nginx.conf`` on loopback ports, with its files in ``prefix``."""
-    config = template.replace("127.0.0.1:8765", f"127.0.0.1:{upstream}")
-    config = config.replace("listen 127.0.0.1:8080;", f"listen 127.0.0.1:{listen};")
-    assert f"127.0.0.1:{upstream}" in config
-    assert f"127.0.0.1:{listen}" in config
-    paths = "\n".join(
-        f"    {name}_temp_path {prefix / name};"
-        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    logs = f"    access_log {prefix / 'access.log'};\n"
-    return config.replace("http {\n", f"http {{\n{paths}\n{logs}", 1)
-
-
-@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed (CI installs it)")
+@needs_nginx
 async def test_nginx_in_front_of_two_workers(tmp_path: Path) -> None:
-    template = (ROOT / "examples" / "nginx.conf").read_text()
-    nginx = shutil.which("nginx")
-    assert nginx is not None
-    async with serve_workers("--trusted-proxy", "127.0.0.1", "--allow-host", "chat.test") as (
-        _,
-        upstream,
-        _,
+    async with (
+        serve_workers("--trusted-proxy", "127.0.0.1", "--allow-host", "chat.test") as (_, up, _),
+        running_nginx(up, tmp_path) as listen,
     ):
-        listen = free_port()
-        config = tmp_path / "nginx.conf"
-        config.write_text(nginx_config(template, listen=listen, upstream=upstream, prefix=tmp_path))
-        main = f"daemon off; pid {tmp_path / 'nginx.pid'}; error_log {tmp_path / 'error.log'};"
-        if os.geteuid() == 0:
-            main += " user root;"  # its workers write in tmp_path
-        command = [nginx, "-e", str(tmp_path / "error.log"), "-p", str(tmp_path)]
-        command += ["-c", str(config), "-g", main]
-        process = await trio.lowlevel.open_process(command, stderr=subprocess.PIPE)
-        try:
-            with trio.fail_after(30):
-                while True:
-                    try:
-                        status, _, body = await http_get(listen, "/")
-                        break
-                    except OSError:
-                        assert process.returncode is None, (tmp_path / "error.log").read_text()
-                        await trio.sleep(0.1)
-                assert status == 200
-                assert b"<html" in body.lower()
-                assert json.loads((await http_get(listen, "/healthz"))[2])["worker"] in "12"
-                # The page's origin through the proxy: accepted, a typed turn answered.
-                origin = f"http://chat.test:{listen}"
-                async with connect(listen, host=f"chat.test:{listen}", origin=origin) as ws:
-                    assert (await receive(ws))["type"] == "ready"
-                    assert await typed_turn(ws, "through nginx") == "Served answer."
-                # Another site's page: refused by the worker, behind the proxy too.
-                assert (await upgrade(listen, {"origin": "http://evil.test"}))[0] == 403
-                assert (await http_get(listen, "/", host="evil.test"))[0] == 403
-        finally:
-            process.send_signal(signal.SIGQUIT)  # graceful stop
-            with trio.move_on_after(10) as scope:
-                scope.shield = True
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        log = (tmp_path / "access.log").read_text()
-        assert 'GET /ws HTTP/1.1" 101' in log
+        with trio.fail_after(30):
+            status, _, body = await http_get(listen, "/")
+            assert status == 200
+            assert b"<html" in body.lower()
+            assert json.loads((await http_get(listen, "/healthz"))[2])["worker"] in "12"
+            # The page's origin through the proxy: accepted, a typed turn answered.
+            origin = f"http://chat.test:{listen}"
+            async with connect(listen, host=f"chat.test:{listen}", origin=origin) as ws:
+                assert (await receive(ws))["type"] == "ready"
+                assert await typed_turn(ws, "through nginx") == "Served answer."
+            # Another site's page: refused by the worker, behind the proxy too.
+            assert (await upgrade(listen, {"origin": "http://evil.test"}))[0] == 403
+            assert (await http_get(listen, "/", host="evil.test"))[0] == 403
+    log = (tmp_path / "access.log").read_text()
+    assert 'GET /ws HTTP/1.1" 101' in log

@@ -6,6 +6,8 @@ Chromium feeds it ``tests/data/hello.wav`` once; the server runs the real
 voice pipeline (VAD, speech to text, espeak-ng) around a scripted model.
 Screenshots of the page are saved as ``test-artifacts/page-idle.png`` and
 ``test-artifacts/page-answer.png`` (``docs/`` with TRIO_LIVE_DOCS_SCREENSHOTS=1).
+One test loads the page through nginx (``examples/nginx.conf``) in front of
+``trio-live serve --workers 2`` (``_nginx.py``), with a typed turn only.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import base64
 import itertools
 import json
 import os
+import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import trio
 import trio_websocket
+from _nginx import needs_nginx, running_nginx, serve_workers
 
 from trio_live import LiveSession
 from trio_live.testing import ScriptedModel
@@ -85,14 +89,17 @@ class DevTools:
 
 
 @asynccontextmanager
-async def chromium(profile: Path, log: Path, microphone: Path = HELLO) -> AsyncIterator[DevTools]:
-    """Run headless Chromium (its fake microphone plays ``microphone`` once); yield a
-    DevTools client attached to a blank page."""
+async def chromium(
+    profile: Path, log: Path, microphone: Path = HELLO, extra: Sequence[str] = ()
+) -> AsyncIterator[DevTools]:
+    """Run headless Chromium (its fake microphone plays ``microphone`` once, ``extra``
+    are more flags); yield a DevTools client attached to a blank page."""
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     flags = [
         *CHROMIUM_FLAGS,
         f"--user-data-dir={profile}",
         f"--use-file-for-fake-audio-capture={microphone}%noloop",
+        *extra,
     ]
     with log.open("wb") as stderr:
         process = await trio.lowlevel.open_process(
@@ -235,6 +242,53 @@ async def test_page_in_chromium_with_a_fake_microphone(tmp_path: Path) -> None:
     # The spoken turn reached the model as a final transcription.
     first_prompt = " ".join(p.text for p in model.prompts[0] if p.mimetype == "text/plain")
     assert "weather" in first_prompt.lower()
+
+
+@needs_nginx
+async def test_page_through_nginx_in_front_of_two_workers(tmp_path: Path) -> None:
+    """The page from ``chat.test`` (Chromium resolves it to loopback) through nginx
+    with ``examples/nginx.conf`` in front of ``trio-live serve --workers 2``: the
+    worker's Host and Origin checks pass behind the trusted proxy, a typed turn is
+    answered by the model behind the worker."""
+    answer = ("Answered ", "through ", "nginx.")
+    ARTIFACTS.mkdir(exist_ok=True)
+    options = ("--trusted-proxy", "127.0.0.1", "--allow-host", "chat.test")
+    with trio.fail_after(60):
+        async with (
+            serve_workers(*options, answer=answer) as (_, upstream, worker_log),
+            running_nginx(upstream, tmp_path) as listen,
+            chromium(
+                tmp_path / "profile",
+                ARTIFACTS / "chromium-nginx.log",
+                extra=["--host-resolver-rules=MAP chat.test 127.0.0.1"],
+            ) as tools,
+        ):
+            await tools.call("Page.enable")
+            await tools.call("Runtime.enable")
+            await tools.call("Page.navigate", url=f"http://chat.test:{listen}/")
+            status = text_of("connection")
+            connected = await until(tools, f"{status}.startsWith('connected') && {status}")
+            await tools.evaluate(
+                "document.getElementById('text').value = 'Through the proxy?';"
+                "document.getElementById('typed').requestSubmit()"
+            )
+            text = await until(
+                tools,
+                f"{text_of('conversation')}.includes('Answered through nginx.')"
+                f" && {text_of('conversation')}",
+            )
+            errors = await tools.evaluate(text_of("errors"))
+            page_url = await tools.evaluate("location.href")
+    assert page_url == f"http://chat.test:{listen}/"
+    assert connected, f"the page never connected: {worker_log}"
+    assert re.fullmatch(r"connected · session w[12]-\d+ · protocol v1", connected), connected
+    assert text, "the typed turn was not answered"
+    assert "Through the proxy?" in text, text
+    assert errors == ""
+    access = (tmp_path / "access.log").read_text()
+    assert 'GET / HTTP/1.1" 200' in access, access
+    assert 'GET /ws HTTP/1.1" 101' in access, access
+    assert not [line for line in worker_log if "refused" in line], worker_log
 
 
 # --- barge-in over the playing answer (issue 13) ------------------------------
