@@ -266,7 +266,7 @@ class WatchedOutput(trio.abc.SendChannel[Part]):
         await self.inner.aclose()
 
 
-# CI runs 2,000 examples (about 15 s). For a heavier run set
+# CI runs 2,000 examples (about 14 s). For a heavier run set
 # TRIO_LIVE_PROPERTY_EXAMPLES, e.g. TRIO_LIVE_PROPERTY_EXAMPLES=50000
 # (see docs/testing.md).
 #: Tolerate the known bug below (the last turn's markers lost at the end);
