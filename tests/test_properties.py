@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 import trio
 import trio.testing
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from trio_live import (
@@ -269,9 +269,6 @@ class WatchedOutput(trio.abc.SendChannel[Part]):
 # CI runs 2,000 examples (about 14 s). For a heavier run set
 # TRIO_LIVE_PROPERTY_EXAMPLES, e.g. TRIO_LIVE_PROPERTY_EXAMPLES=50000
 # (see docs/testing.md).
-#: Tolerate the known bug below (the last turn's markers lost at the end);
-#: set False to see it fail.
-BUG_LAST_MARKERS = True
 EXAMPLES = int(os.environ.get("TRIO_LIVE_PROPERTY_EXAMPLES", "2000"))
 
 # Starts of speech twice as often as other parts: barge-ins are the point.
@@ -318,6 +315,28 @@ listener = st.lists(
     idle_prompt=st.sampled_from([None, "still there?"]),
     idle_retries=st.sampled_from([1, 2]),
     listener=listener,
+)
+# Found by this test: the stopped answer's turn_complete, still waiting on a
+# full output, was overtaken by the `interrupted` the pump sent for it.
+@example(
+    events=[(0.0, "eot"), (0.0, "eot"), (0.0, "text"), (0.0, "sos")],
+    replies=[[]],
+    first_delay=0.0,
+    part_delay=0.0,
+    failing={1},
+    trigger=TriggerMode.END_OF_SPEECH,
+    end_mode=EndOfInput.IF_UNANSWERED,
+    in_buffer=0,
+    out_buffer=0,
+    track=True,
+    timeout=None,
+    min_duration=0.0,
+    min_words=0,
+    false_timeout=None,
+    idle=None,
+    idle_prompt=None,
+    idle_retries=1,
+    listener=[(0.02, "none")],
 )
 def test_conversation_guarantees(
     events: list[tuple[float, str]],
@@ -454,15 +473,11 @@ def test_conversation_guarantees(
     #    got exactly one turn_complete; the input ended, so the session ended.
     assert sorted(ref.ended) == list(range(1, ref.turns + 1))
     completes = [p.metadata["turn"] for p in out if is_turn_complete(p)]
-    # KNOWN BUG (reported, not fixed here): when the input ends while the
-    # last turn's closing markers wait on a full output, the session's end
-    # cancels them: that turn's turn_complete (and its statistics) is lost.
-    lost: set[int] = set()
-    if BUG_LAST_MARKERS and ref.turns and completes == list(range(1, ref.turns)):
-        event("BUG: the last turn's turn_complete lost")
-        lost = {ref.turns}
-    assert sorted(completes) == sorted(set(range(1, ref.turns + 1)) - lost)
-    assert stats.turns == ref.turns - len(lost)
+    # (When the input ended while the last turn's markers waited on a full
+    # output, the session's end used to cancel them: that turn's
+    # turn_complete and its statistics were lost.)
+    assert sorted(completes) == list(range(1, ref.turns + 1))
+    assert stats.turns == ref.turns
     assert ended == [True]
     assert stats.state == "closed"
     # 4. Nothing of a turn after its turn_complete but a playback stop;
@@ -484,7 +499,7 @@ def test_conversation_guarantees(
         else:
             assert turn not in interrupted
     assert sorted(interrupted) == sorted(ref.cut | ref.stopped)
-    assert stats.interrupted_turns == len(ref.cut - lost)
+    assert stats.interrupted_turns == len(ref.cut)
     # 5. After the session closed, no task is left.
     assert tasks[1] == tasks[0]
 

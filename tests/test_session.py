@@ -564,3 +564,31 @@ async def test_cancelling_the_session_while_an_answer_plays_keeps_the_stash(
             scope.cancel()
             await trio.sleep_forever()
     assert texts(session.history()) == ["q", "one", "said while it played"]
+
+
+async def _slow_listener(session: LiveSession, inputs: list[Part]) -> list[Part]:
+    out: list[Part] = []
+
+    async def feed() -> None:
+        for part in inputs:
+            await session.send(part)
+        session.close_input()
+
+    async with session, trio.open_nursery() as nursery:
+        nursery.start_soon(feed)
+        async for part in session:
+            out.append(part)
+            await trio.sleep(0.02)  # a listener slower than the session
+    return out
+
+
+async def test_the_last_turns_markers_reach_a_slow_listener(autojump_clock: trio.abc.Clock) -> None:
+    # The input ends while the last turn's closing markers wait on a full
+    # output: they used to be cancelled with the session's end.
+    session = LiveSession(
+        ScriptedModel([[]]), trigger="end_of_speech", input_buffer=0, output_buffer=0
+    )
+    out = await _slow_listener(session, [end_of_turn(), end_of_turn(), audio_part(b"xx")])
+    assert [p.metadata["turn"] for p in out if is_turn_complete(p)] == [1, 2]
+    assert session.statistics().turns == 2
+

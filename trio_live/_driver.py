@@ -188,6 +188,12 @@ class Driver:
                         self.recorder.input_ended()
                     for effect in self.policy.input_ended():
                         await self._carry_out(effect)
+                    # The policy may already count the last turn as ended
+                    # while its generation still sends the closing markers
+                    # into a full output: rule 11 lets those out too.
+                    current = self._current
+                    if current is not None:
+                        await current.exited.wait()
                     nursery.cancel_scope.cancel()
             except BaseExceptionGroup as group:
                 raise_single(group)
@@ -350,6 +356,9 @@ class Driver:
         elif effect is STOP_PLAYBACK:
             playing = self._take_playing()
             self._commit(playing, playing.heard)
+            # Its closing markers (still waiting on a full output, maybe)
+            # go out before the policy's `interrupted` for it.
+            await playing.exited.wait()
         elif effect is FINISH_PLAYBACK:
             self._commit(self._take_playing(), None)
         elif effect is CLOSE_INPUT:
