@@ -591,4 +591,3 @@ async def test_the_last_turns_markers_reach_a_slow_listener(autojump_clock: trio
     out = await _slow_listener(session, [end_of_turn(), end_of_turn(), audio_part(b"xx")])
     assert [p.metadata["turn"] for p in out if is_turn_complete(p)] == [1, 2]
     assert session.statistics().turns == 2
-
