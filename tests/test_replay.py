@@ -173,7 +173,7 @@ def recorded_text() -> str:
 def test_cli_prints_the_timeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", write(tmp_path, recorded_text())]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("# trio_live 0.1.0, log format 1: window=600.0")
+    assert out[0].startswith("# trio_live 0.1.0, log format 2: window=600.0")
     assert "    0.000 s  in    user 'Hello! Who are you?'" in out
     assert "    2.400 s  user  audio 0.20 s (10 chunks)" in out
     assert "    0.510 s  out   model 'I am'" in out
