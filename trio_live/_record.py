@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -111,6 +112,15 @@ class Recorder:
     def output(self, part: Part) -> None:
         """Log one output part handed to the listener."""
         self._event("output", part=part)
+
+    def stage(self, session: Any) -> RecordedStage:
+        """``session`` as a pipeline stage that logs each part it outputs.
+
+        `LiveSession.receive` logs the parts it hands out; a session run as
+        a stage (``session.run(inbox, outbox)``, as `run_chain` does) sends
+        them to its outbox instead: put this in the chain in its place.
+        """
+        return RecordedStage(session=session, recorder=self)
 
     def wrap(self, model: TurnModel) -> TurnModel:
         """``model``, logging each call: its start, its prompt, its output, its end."""
@@ -233,3 +243,30 @@ class _RecordingOutput(trio.abc.SendChannel[Part]):
     async def aclose(self) -> None:
         """Close the model's output."""
         await self.inner.aclose()
+
+
+@attrs.define(eq=False)
+class RecordedStage:
+    """A session as a stage, logging each part it outputs (`Recorder.stage`)."""
+
+    session: Any
+    recorder: Recorder
+
+    async def run(
+        self,
+        inbox: trio.MemoryReceiveChannel[Part],
+        outbox: trio.MemorySendChannel[Part],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the session; each part it sends is logged, then passed to ``outbox``."""
+        # Unbuffered: a part is logged when the session hands it over, before
+        # the session (and its log) can end.
+        send, receive = trio.open_memory_channel[Part](0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(functools.partial(self.session.run, inbox, send))
+            task_status.started()
+            with outbox, receive:
+                async for part in receive:
+                    self.recorder.output(part)
+                    await outbox.send(part)
