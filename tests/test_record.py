@@ -44,7 +44,7 @@ async def test_the_header_holds_the_versions_and_the_options(autojump_clock: obj
     text, _ = await record([(0.0, end_of_turn("hi"))], trigger="end_of_speech", window=30.0)
     header = lines(text)[0]
     assert header["format"] == "trio_live.log"
-    assert header["version"] == 1
+    assert header["version"] == 2
     assert header["library"] == trio_live.__version__
     options = header["options"]
     assert isinstance(options, dict)
@@ -75,8 +75,7 @@ async def test_inputs_calls_and_outputs_with_their_times(autojump_clock: object)
             (1.75, "model"),
             (1.75, "call_end"),
             (1.75, "output"),
-            (1.75, "prompt"),
-            (1.75, "prompt"),
+            (1.75, "prompt"),  # the two parts of the answer, read at once: one line
             (1.75, "output"),
             (5.0, "input_end"),
             (5.0, "call_end"),
@@ -95,7 +94,8 @@ async def test_inputs_calls_and_outputs_with_their_times(autojump_clock: object)
     # The next call read the history: the input, then the answer's parts, by reference.
     assert second.outcome == "cancelled"
     assert [p.text for _, p in second.prompt] == ["hi", "one", " two"]
-    assert all("ref" in e for e in lines(text)[1:] if e["kind"] == "prompt")
+    # Each read names parts already logged, by ranges of lines.
+    assert all("refs" in e for e in lines(text)[1:] if e["kind"] == "prompt")
 
 
 async def test_audio_round_trips_byte_exact_as_base64(autojump_clock: object) -> None:
@@ -164,7 +164,11 @@ async def test_a_path_is_written_per_line_and_closed(
         pass
 
 
-HEADER = '{"format":"trio_live.log","version":1,"library":"0.1.0","options":{}}\n'
+HEADER = '{"format":"trio_live.log","version":2,"library":"0.1.0","options":{}}\n'
+
+
+CALL = '{"kind":"call","at":0,"call":0}\n'
+HI = '{"kind":"input","at":0,"part":{"text":"hi"}}\n'
 
 
 def parse(text: str, **kwargs: bool) -> ReplayLog:
@@ -177,8 +181,8 @@ def parse(text: str, **kwargs: bool) -> ReplayLog:
         ("", "line 1: an empty log"),
         ('{"format":"other"}\n', "line 1: not a trio_live log"),
         (
-            HEADER.replace('"version":1', '"version":2'),
-            "line 1: log format version 2 is newer than this trio_live reads (1)",
+            HEADER.replace('"version":2', '"version":3'),
+            "line 1: log format version 3 is newer than this trio_live reads (2)",
         ),
         (
             HEADER + '{"kind":"input","at":0.5,"part":{"text":"hi"}}\n{"kind":"en',
@@ -196,6 +200,22 @@ def parse(text: str, **kwargs: bool) -> ReplayLog:
             "line 2: call 0 never started",
         ),
         (HEADER + '{"kind":"call","at":0,"call":1}\n', "line 2: call 1 out of order"),
+        (HEADER + CALL + '{"kind":"prompt","at":0,"call":0,"refs":[]}\n', "line 3: 'refs' must"),
+        (HEADER + CALL + '{"kind":"prompt","at":0,"call":0,"refs":[[2]]}\n', "line 3: bad range"),
+        (
+            HEADER + CALL + '{"kind":"prompt","at":0,"call":0,"refs":[[2,2]]}\n',
+            "line 3: range [2, 2] names no parts",
+        ),
+        (
+            HEADER + HI + HI + CALL + '{"kind":"prompt","at":0,"call":0,"refs":[[3,2]]}\n',
+            "line 5: range [3, 2] names no parts",
+        ),
+        (
+            HEADER.replace('"version":2', '"version":1')
+            + CALL
+            + '{"kind":"prompt","at":0,"call":0,"refs":[[2,2]]}\n',
+            "line 3: 'refs' in a version 1 log",
+        ),
         (HEADER + '{"kind":"end","at":0}\n{"kind":"end","at":0}\n', "line 3: an event after"),
         (HEADER + '{"kind":"input","at":0,"part":{"text":"hi"}}\n', "line 3: the log stops"),
     ],
@@ -221,3 +241,49 @@ async def test_a_recording_after_a_crash_is_a_readable_prefix(autojump_clock: ob
     prefix = "".join(text.splitlines(keepends=True)[:6])
     log = parse(prefix, partial=True)
     assert [t for t, _ in log.inputs] == [0.5, 1.0]
+
+
+def test_a_version_1_log_still_reads() -> None:
+    # A prompt line per part, by reference or in full.
+    text = (
+        HEADER.replace('"version":2', '"version":1')
+        + '{"kind":"input","at":0.5,"part":{"text":"hi","role":"user"}}\n'
+        + '{"kind":"call","at":0.5,"call":0}\n'
+        + '{"kind":"prompt","at":0.5,"call":0,"ref":2}\n'
+        + '{"kind":"prompt","at":0.5,"call":0,"part":{"text":"there","role":"user"}}\n'
+        + '{"kind":"prompt_end","at":0.6,"call":0}\n'
+        + '{"kind":"call_end","at":0.7,"call":0,"outcome":"finished"}\n'
+        + '{"kind":"end","at":1.0}\n'
+    )
+    log = parse(text)
+    assert log.header.version == 1
+    (call,) = log.calls
+    assert call.prompt == (
+        (0.5, text_part("hi", role="user")),
+        (0.5, text_part("there", role="user")),
+    )
+
+
+async def test_a_calls_reads_at_one_instant_are_one_line_of_ranges(
+    autojump_clock: object,
+) -> None:
+    chunks = [audio_part(bytes([i]) * 640, rate=16000) for i in range(50)]
+    events: Timeline = [(0.02 * i, chunk) for i, chunk in enumerate(chunks)]
+    events.append((1.0, end_of_turn("go on")))
+    events.append((3.0, end_of_turn("more")))
+    model = ScriptedModel([["a", " b"]], first_part_delay=0.25, part_delay=0.5)
+    text, out = await record(events, model=model)
+    log = ReplayLog.parse(io.StringIO(text))
+    # Every call after the first reads the whole history at its start: one line.
+    for call in log.calls[1:]:
+        first = next(e for e in lines(text)[1:] if e["kind"] == "prompt" and e["call"] == call.call)
+        assert "refs" in first
+        assert [p for t, p in call.prompt if t == first["at"]][:50] == chunks
+    assert log.calls[1].prompt[0][1].content == chunks[0].content
+    assert log.outputs == out
+    # The ranges are run-length encoded: the 50 chunks are one range.
+    history = next(e for e in lines(text)[1:] if e["kind"] == "prompt" and e["call"] == 1)
+    refs = history["refs"]
+    assert isinstance(refs, list)
+    assert refs[0] == [3, 3 + 2 * 49]  # an input line, then call 0's read, each chunk
+    assert len(refs) <= 4

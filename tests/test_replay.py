@@ -170,10 +170,42 @@ def recorded_text() -> str:
     return trio.run(go, clock=trio.testing.MockClock(autojump_threshold=0))
 
 
-def test_cli_prints_the_timeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_prints_the_conversation_as_the_demo_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["replay", write(tmp_path, recorded_text())]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("# trio_live 0.1.0, log format 1: window=600.0")
+    assert out[0].startswith("# trio_live 0.1.0, log format 2: window=600.0")
+    assert out[1:] == [
+        "[  0.00] user: 'Hello! Who are you?'",
+        "[  0.30] user: '' <end of turn>",
+        "[  0.51] model: I am a model.",
+        "[  0.88] turn 1: end of speech -> heard 0 ms -> first text 210 ms",
+        "[  1.60] user: 'Tell me a long story.' <end of turn>",
+        "[  1.81] model: Once upon",
+        "[  2.35] user starts speaking",
+        "[  2.35] turn 2 interrupted: the user barged in",
+        "[  2.35] turn 2: end of speech -> heard 0 ms -> first text 210 ms",
+        "[  2.61]   ...  Sorry, stop",
+        "[  2.85] user stops speaking",
+        "[  2.95] heard: 'Sorry, stop. What is a scope?'",
+        "[  3.16] model: A",
+        "[  3.45] user starts speaking",
+        "[  3.45] turn 3 interrupted: the user barged in",
+        # From the end of speech (2.85 s): the final transcription, the answer.
+        "[  3.45] turn 3: end of speech -> heard 100 ms -> first text 310 ms",
+        "[  3.70] user stops speaking",
+        "[  3.80] user: 'Go on.' <end of turn>",
+        "[  4.01] model: Ok.",
+        "[  4.01] turn 4: end of speech -> heard 0 ms -> first text 210 ms",
+        "[  6.00] conversation over",
+    ]
+
+
+def test_cli_prints_every_part(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "--parts", write(tmp_path, recorded_text())]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("# trio_live 0.1.0, log format 2: window=600.0")
     assert "    0.000 s  in    user 'Hello! Who are you?'" in out
     assert "    2.400 s  user  audio 0.20 s (10 chunks)" in out
     assert "    0.510 s  out   model 'I am'" in out

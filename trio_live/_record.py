@@ -3,10 +3,12 @@
 A `Recorder` handed to `LiveSession(recorder=...)` logs what the session
 saw: each input part where the session takes it, the listener's playback
 reports, the end of the input, each model call (through `Recorder.wrap`:
-when it started, each prompt part it read, the end of its prompt, each part
+when it started, the prompt parts it read, the end of its prompt, each part
 it sent, how it ended) and each output part handed to the listener. Every
-line is flushed as it is written, so a crash leaves a readable prefix. All
-times come from `trio.current_time`, relative to the session's start.
+line is flushed as it is written (the prompt parts a call reads at one
+instant are one line, written with the next event), so a crash leaves a
+readable prefix. All times come from `trio.current_time`, relative to the
+session's start.
 
 The recorder only ever sees parts and the session's options: never a model's
 API key or an HTTP header. What it records is the user's input, voice
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import os
 import sys
 from collections.abc import Iterator
@@ -65,6 +68,8 @@ class Recorder:
         self._start = 0.0
         self._calls = 0
         self._started = False
+        # A prompt line not written yet: (call, time, parts).
+        self._pending: tuple[int, float, list[Part]] | None = None
 
     # -- the session's hooks ---------------------------------------------------
 
@@ -108,6 +113,15 @@ class Recorder:
         """Log one output part handed to the listener."""
         self._event("output", part=part)
 
+    def stage(self, session: Any) -> RecordedStage:
+        """``session`` as a pipeline stage that logs each part it outputs.
+
+        `LiveSession.receive` logs the parts it hands out; a session run as
+        a stage (``session.run(inbox, outbox)``, as `run_chain` does) sends
+        them to its outbox instead: put this in the chain in its place.
+        """
+        return RecordedStage(session=session, recorder=self)
+
     def wrap(self, model: TurnModel) -> TurnModel:
         """``model``, logging each call: its start, its prompt, its output, its end."""
 
@@ -134,7 +148,31 @@ class Recorder:
     def _event(self, kind: EventKind, **fields: Any) -> None:
         if self._file is None or self._file.closed:
             return
+        self._flush_prompt()
         self._write(self._encoder.event(kind, trio.current_time() - self._start, **fields))
+
+    def _prompt(self, call: int, parts: list[Part]) -> None:
+        # The parts a call reads at one instant are one line: held until the
+        # call reads at another time, another call reads, or anything else
+        # is logged.
+        if self._file is None or self._file.closed:
+            return
+        now = trio.current_time()
+        pending = self._pending
+        if pending is not None and (pending[0] != call or pending[1] != now):
+            self._flush_prompt()
+            pending = None
+        if pending is None:
+            self._pending = (call, now, list(parts))
+        else:
+            pending[2].extend(parts)
+
+    def _flush_prompt(self) -> None:
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            call, now, parts = pending
+            self._write(self._encoder.prompt(now - self._start, call, parts))
 
     def _write(self, line: str) -> None:
         assert self._file is not None
@@ -154,8 +192,8 @@ class _RecordingPrompt(PromptStream):
         self._ended = False
 
     def _log(self, parts: list[Part]) -> None:
-        for part in parts:
-            self._recorder._event("prompt", call=self._call, part=part)
+        if parts:
+            self._recorder._prompt(self._call, parts)
 
     def _end(self) -> None:
         if not self._ended:
@@ -197,6 +235,7 @@ class _RecordingOutput(trio.abc.SendChannel[Part]):
         await self.inner.send(value)
         recorder = self.recorder
         if recorder._file is not None and not recorder._file.closed:
+            recorder._flush_prompt()
             recorder._write(
                 recorder._encoder.event("model", at - recorder._start, call=self.call, part=value)
             )
@@ -204,3 +243,30 @@ class _RecordingOutput(trio.abc.SendChannel[Part]):
     async def aclose(self) -> None:
         """Close the model's output."""
         await self.inner.aclose()
+
+
+@attrs.define(eq=False)
+class RecordedStage:
+    """A session as a stage, logging each part it outputs (`Recorder.stage`)."""
+
+    session: Any
+    recorder: Recorder
+
+    async def run(
+        self,
+        inbox: trio.MemoryReceiveChannel[Part],
+        outbox: trio.MemorySendChannel[Part],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run the session; each part it sends is logged, then passed to ``outbox``."""
+        # Unbuffered: a part is logged when the session hands it over, before
+        # the session (and its log) can end.
+        send, receive = trio.open_memory_channel[Part](0)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(functools.partial(self.session.run, inbox, send))
+            task_status.started()
+            with outbox, receive:
+                async for part in receive:
+                    self.recorder.output(part)
+                    await outbox.send(part)

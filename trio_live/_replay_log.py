@@ -2,7 +2,7 @@
 
 A log is JSON lines. The first line is the header::
 
-    {"format":"trio_live.log","version":1,"library":"0.1.0","options":{...}}
+    {"format":"trio_live.log","version":2,"library":"0.1.0","options":{...}}
 
 and every other line is one event, with ``at``, its time in seconds after the
 session started (rounded to the microsecond):
@@ -12,7 +12,7 @@ session started (rounded to the microsecond):
 ``playback``   a `LiveSession.report_playback` call (``turn``, ``chars``, ...)
 ``input_end``  the input ended
 ``call``       model call ``call`` started
-``prompt``     the call read one prompt part
+``prompt``     the call read prompt parts (see below)
 ``prompt_end`` the call saw the end of its prompt (its turn was triggered)
 ``model``      the call sent one output part
 ``call_end``   the call ended: ``outcome`` ``finished``, ``cancelled``, ``error``
@@ -25,9 +25,20 @@ A part is ``{"text": ...}`` or ``{"b64": ...}`` (bytes, base64) with
 the defaults. A part already logged (the same object) is written as
 ``"ref": N``, N its line number (from 1, the header); a part whose bytes are
 an earlier part's (an audio chunk in the prompt, retagged) has
-``"content_ref": N`` instead of its content. `LogEncoder` writes lines and
-`LogDecoder` reads them back, resolving references; both raise
-`ReplayLogError` with the line number for anything they cannot take.
+``"content_ref": N`` instead of its content.
+
+The parts a call reads at one instant are one ``prompt`` line (version 2):
+``"refs": [[first, last], ...]``, each range the parts held in full (with
+``part``, not ``ref``; markers and empty parts aside) on the lines from line
+``first`` to line ``last``, in the order read. A history read again by each
+call is so a few ranges, not a line per part: the log grows with the
+conversation, not with its square. A part read that no range can name (one
+not logged yet, a marker) is its own ``prompt`` line, with ``part``, at the
+same time. Version 1 logs (a ``prompt`` line per part) are read as well.
+
+`LogEncoder` writes lines and `LogDecoder` reads them back, resolving
+references; both raise `ReplayLogError` with the line number for anything
+they cannot take.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ import binascii
 import json
 import typing
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal, TypeAlias
 
 import attrs
@@ -51,7 +62,7 @@ from ._parts import (
 )
 
 FORMAT: Final = "trio_live.log"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 
 EventKind: TypeAlias = Literal[
     "input",
@@ -88,7 +99,9 @@ class LogEvent:
         line: its line number (the header is line 1).
         kind: what happened (see the module's table).
         at: seconds after the session started.
-        part: the part (``input``, ``prompt``, ``model``, ``output``).
+        part: the part (``input``, ``model``, ``output``; ``prompt`` when
+            the line holds one part).
+        parts: every part a ``prompt`` line holds, in the order read.
         call: the model call's number, from 0 (the call events).
         outcome: how a call ended (``call_end``).
         error: the error's type name and message (``call_end`` with ``error``).
@@ -99,6 +112,7 @@ class LogEvent:
     kind: EventKind
     at: float
     part: Part | None = None
+    parts: tuple[Part, ...] = ()
     call: int | None = None
     outcome: str | None = None
     error: tuple[str, str] | None = None
@@ -125,6 +139,10 @@ class LogEncoder:
         # id(part) -> (weak reference, line): a part logged once is referred to.
         self._parts: dict[int, tuple[weakref.ref[Part], int]] = {}
         self._contents: dict[int, tuple[weakref.ref[Part], int]] = {}
+        # id(part) -> (weak reference, line, its place among the parts that
+        # ranges name): for the ranges of a prompt line.
+        self._ranged: dict[int, tuple[weakref.ref[Part], int, int]] = {}
+        self._places = 0
 
     @property
     def lines(self) -> int:
@@ -160,7 +178,37 @@ class LogEncoder:
                     self._parts[id(part)] = (weakref.ref(part), line)
                     if isinstance(part.content, bytes) and id(part.content) not in self._contents:
                         self._contents[id(part.content)] = (weakref.ref(part), line)
+                    if kind in _WITH_PART:
+                        self._ranged[id(part)] = (weakref.ref(part), line, self._places)
+                        self._places += 1
         return _dumps(record)
+
+    def prompt(self, at: float, call: int, parts: Iterable[Part]) -> str:
+        """The lines of the prompt parts call ``call`` read at ``at``: ranges where it can."""
+        text: list[str] = []
+        ranges: list[list[int]] = []
+        last_place = -2
+
+        def flush() -> None:
+            if ranges:
+                text.append(self.event("prompt", at, call=call, refs=list(ranges)))
+                ranges.clear()
+
+        for part in parts:
+            known = self._ranged.get(id(part))
+            if known is None or known[0]() is not part:
+                flush()
+                last_place = -2
+                text.append(self.event("prompt", at, call=call, part=part))
+                continue
+            _, line, place = known
+            if place == last_place + 1:
+                ranges[-1][1] = line
+            else:
+                ranges.append([line, line])
+            last_place = place
+        flush()
+        return "".join(text)
 
     def _part(self, part: Part) -> dict[str, Any]:
         encoded: dict[str, Any] = {}
@@ -198,6 +246,9 @@ class LogDecoder:
     def __init__(self) -> None:
         self._lines = 0
         self._parts: dict[int, Part] = {}
+        # The parts that ranges name, in order, and each one's line -> place.
+        self._ranged: list[Part] = []
+        self._places: dict[int, int] = {}
         self.header: LogHeader | None = None
 
     @property
@@ -224,8 +275,12 @@ class LogDecoder:
             raise ReplayLogError(f"unknown event kind {kind!r}", line=line)
         at = float(_field(record, "at", (int, float), line))
         event = LogEvent(line=line, kind=kind, at=at, **self._fields(kind, record, line))
-        if event.part is not None and not is_marker(event.part) and event.part.content:
-            self._parts[line] = event.part
+        part = event.part
+        if part is not None and not is_marker(part) and part.content:
+            self._parts[line] = part
+            if kind in _WITH_PART and "part" in record:
+                self._places[line] = len(self._ranged)
+                self._ranged.append(part)
         return event
 
     def _header(self, record: Mapping[str, Any]) -> LogHeader:
@@ -247,8 +302,12 @@ class LogDecoder:
 
     def _fields(self, kind: str, record: Mapping[str, Any], line: int) -> dict[str, Any]:
         fields: dict[str, Any] = {}
-        if kind in _WITH_PART:
+        if kind == "prompt" and "refs" in record:
+            fields["parts"] = self._ranges(record["refs"], line)
+        elif kind in _WITH_PART:
             fields["part"] = self._part(record, line)
+            if kind == "prompt":
+                fields["parts"] = (fields["part"],)
         if kind in _WITH_CALL:
             fields["call"] = _field(record, "call", int, line)
         if kind == "call_end":
@@ -265,6 +324,25 @@ class LogDecoder:
             fields["chars"] = _field(record, "chars", int, line)
             fields["finished"] = _field(record, "finished", bool, line)
         return fields
+
+    def _ranges(self, refs: Any, line: int) -> tuple[Part, ...]:
+        if self.header is not None and self.header.version < 2:
+            raise ReplayLogError("'refs' in a version 1 log", line=line)
+        if not isinstance(refs, list) or not refs:
+            raise ReplayLogError("'refs' must be a list of [first, last] ranges", line=line)
+        parts: list[Part] = []
+        for pair in refs:
+            if not (
+                isinstance(pair, list)
+                and len(pair) == 2
+                and all(isinstance(x, int) and not isinstance(x, bool) for x in pair)
+            ):
+                raise ReplayLogError(f"bad range {pair!r} in 'refs'", line=line)
+            first, last = (self._places.get(x) for x in pair)
+            if first is None or last is None or first > last:
+                raise ReplayLogError(f"range {pair!r} names no parts", line=line)
+            parts.extend(self._ranged[first : last + 1])
+        return tuple(parts)
 
     def _ref(self, value: Any, line: int) -> Part:
         if isinstance(value, int) and not isinstance(value, bool) and value in self._parts:

@@ -143,7 +143,7 @@ class ReplayLog:
                 continue
             call = fields[event.call]
             if event.kind == "prompt":
-                call["prompt"].append((event.at, event.part))
+                call["prompt"].extend((event.at, part) for part in event.parts)
             elif event.kind == "prompt_end":
                 call["prompt_end_at"] = event.at
             elif event.kind == "model":

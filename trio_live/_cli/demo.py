@@ -15,7 +15,9 @@ The player plays the reply audio on a clock (real or virtual; nothing goes to
 a sound card), reports playback to the session (``report_playback``, so a
 barge-in keeps in the history only what was heard), and sets the VAD's echo
 guard while the model speaks. ``--out`` writes the whole conversation as heard
-(user and model voices mixed) to a WAV file.
+(user and model voices mixed) to a WAV file, and ``--record`` the session
+(what reached it, the model calls, what it said) to a log that
+``trio-live replay`` reads.
 
 ``--fast`` runs on a virtual clock that jumps whenever every task waits, and
 is held still while speech is recognized, the model computes or espeak-ng
@@ -43,6 +45,7 @@ from .. import (
     LiveSession,
     Part,
     PromptStream,
+    Recorder,
     RollingPrompt,
     TriggerMode,
     TurnModel,
@@ -254,6 +257,7 @@ async def run_demo(
     write: Callable[[str], None] | None = None,
     turn_detector: TurnDetector | None = None,
     session_options: Mapping[str, Any] | None = None,
+    recorder: Recorder | None = None,
 ) -> DemoResult:
     """Play the conversation through VAD, ``stt``, a session on ``model`` and TTS.
 
@@ -267,6 +271,8 @@ async def run_demo(
         write: where the terminal text goes.
         turn_detector: a semantic end-of-turn stage after the VAD (rule 19).
         session_options: more `LiveSession` options (the conversation rules).
+        recorder: records the session (its input, model calls and output)
+            for `trio_live.testing.replay`.
     """
     lines = load_conversation() if lines is None else lines
     vad = VadStage() if vad is None else vad
@@ -278,8 +284,10 @@ async def run_demo(
         trigger=TriggerMode.FINAL_TRANSCRIPTION,
         track_playback=True,
         model_errors="report",
+        recorder=recorder,
         **(session_options or {}),
     )
+    stage: Any = session if recorder is None else recorder.stage(session)
     player = Player(session=session, vad=vad, log=log)
     send_mic, receive_mic = trio.open_memory_channel[Part](16)
     send_out, receive_out = trio.open_memory_channel[Part](64)
@@ -292,7 +300,7 @@ async def run_demo(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(microphone)
         nursery.start_soon(
-            run_chain, [vad, *turn, stt, _Tap(log), session, tts], receive_mic, send_out
+            run_chain, [vad, *turn, stt, _Tap(log), stage, tts], receive_mic, send_out
         )
         nursery.start_soon(player.run, receive_out)
     log.line("conversation over")
@@ -306,6 +314,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fast", action="store_true", help="run as fast as possible on a virtual clock"
+    )
+    parser.add_argument(
+        "--record",
+        metavar="LOG",
+        help="record the session to a log for 'trio-live replay' (holds the user's voice)",
     )
     parser.add_argument(
         "--stt", default="auto", help="speech to text: auto, moonshine or pocketsphinx"
@@ -348,6 +361,8 @@ def check(args: argparse.Namespace) -> None:
     """
     if args.out:
         check_writable(args.out)
+    if getattr(args, "record", None):
+        check_writable(args.record, "--record")
     if args.conversation:
         check_folder(args.conversation, "conversation.txt", "--conversation")
     check_stt(args.stt)
@@ -487,6 +502,7 @@ async def _main(args: argparse.Namespace) -> int:
                 write=write,
                 turn_detector=turn,
                 session_options=session_options(args),
+                recorder=Recorder(args.record) if getattr(args, "record", None) else None,
             )
             nursery.cancel_scope.cancel()
     finally:
@@ -497,6 +513,8 @@ async def _main(args: argparse.Namespace) -> int:
     if args.out:
         write_wav(args.out, result.conversation, DEFAULT_RATE)
         write(f"wrote {args.out} ({duration(result.conversation, DEFAULT_RATE):.1f} s)\n")
+    if getattr(args, "record", None):
+        write(f"recorded the session to {args.record} (trio-live replay {args.record})\n")
     return 0
 
 

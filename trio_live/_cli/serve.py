@@ -18,13 +18,15 @@ import logging
 import os
 import signal
 import sys
+import time
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 import trio
 
-from .. import LiveError, LiveSession, Part, Stage, TurnModel, is_error, tune_gc
+from .. import LiveError, LiveSession, Part, Recorder, Stage, TurnModel, is_error, tune_gc
 from .. import web as workers
 from .._groups import raise_single
 from ..models import add_model_arguments
@@ -77,7 +79,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ADDR",
         help="a reverse proxy's address or network whose X-Forwarded-* headers are believed",
     )
+    parser.add_argument(
+        "--record",
+        metavar="PATH",
+        help="record each session for 'trio-live replay' (holds the users' voices): PATH is a"
+        " folder (one LOG per session, SESSION.jsonl) or a file name with {session} in it",
+    )
     add_model_arguments(parser)
+
+
+def record_path(template: str, session: str) -> Path:
+    """Where ``--record template`` puts the log of session ``session``.
+
+    A ``template`` with ``{session}`` in it is that file name with the
+    session's name in place; any other is a folder, and the log is
+    ``SESSION.jsonl`` in it.
+    """
+    if "{session}" in template:
+        return Path(template.replace("{session}", session)).expanduser()
+    return Path(template).expanduser() / f"{session}.jsonl"
+
+
+@attrs.define(eq=False)
+class SessionRecorders:
+    """A `Recorder` per session, each to its own log (``--record``).
+
+    A session's name is the server's start time, then its number (after the
+    worker's id with several workers): ``20250101-120000-3``, so that the
+    logs of a restarted server never overwrite the last run's.
+    """
+
+    template: str
+    worker: str | None = None
+    started: str = attrs.field(factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
+    count: int = 0
+
+    def __call__(self) -> Recorder:
+        """The next session's recorder (its log is created when the session starts)."""
+        self.count += 1
+        number = str(self.count) if self.worker is None else f"w{self.worker}-{self.count}"
+        path = record_path(self.template, f"{self.started}-{number}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("recording session %s to %s", number, path)
+        return Recorder(path)
 
 
 def check(args: argparse.Namespace) -> None:
@@ -92,6 +136,19 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     if not args.model_url:
         check_local_model()
+    if getattr(args, "record", None):
+        _check_record(args.record)
+
+
+def _check_record(template: str) -> None:
+    # The folder the logs go in, or the nearest one that exists, must be writable.
+    folder = record_path(template, "x").parent.resolve()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UsageError(f"--record {template}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--record {template}: {folder} is not writable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"trio-live serve: {error}", file=sys.stderr)
         return 2
     try:
-        trio.run(serve, model, config, args.stt)
+        trio.run(serve, model, config, args.stt, getattr(args, "record", None))
     except (LiveError, OSError) as error:
         logger.error("the server failed: %s: %s", type(error).__name__, error)
         print(f"trio-live serve: {error}", file=sys.stderr)
@@ -137,10 +194,18 @@ def _supervise(args: argparse.Namespace, config: ServerConfig) -> int:
     return 0
 
 
-async def serve(model: TurnModel, config: ServerConfig, stt: str = "auto") -> None:
-    """Load the speech back ends, then serve until SIGINT or SIGTERM."""
-    factory = await voice_pipeline(model, stt=stt)
+async def serve(
+    model: TurnModel, config: ServerConfig, stt: str = "auto", record: str | None = None
+) -> None:
+    """Load the speech back ends, then serve until SIGINT or SIGTERM.
+
+    With ``record``, each session is recorded (see `SessionRecorders`).
+    """
     worker = workers.current_worker()
+    recorders = None
+    if record is not None:
+        recorders = SessionRecorders(record, worker=None if worker is None else worker.id)
+    factory = await voice_pipeline(model, stt=stt, recorders=recorders)
     if worker is not None:
         config = attrs.evolve(config, worker=worker.id)
     server = WebServer(factory, config, sock=worker.sock if worker else None)
@@ -172,11 +237,17 @@ def page_url(config: ServerConfig, port: int, *, mask_token: bool = False) -> st
     return f"http://{config.host}:{port}/{query}"
 
 
-async def voice_pipeline(model: TurnModel, *, stt: str = "auto") -> Callable[[Config], Pipeline]:
+async def voice_pipeline(
+    model: TurnModel,
+    *,
+    stt: str = "auto",
+    recorders: Callable[[], Recorder] | None = None,
+) -> Callable[[Config], Pipeline]:
     """A pipeline factory: VAD → speech to text → session on ``model`` → TTS.
 
     The recognizer is loaded once (in a worker thread); each connection gets
-    fresh stages. With ``stt="none"`` only typed turns are understood.
+    fresh stages. With ``stt="none"`` only typed turns are understood. With
+    ``recorders``, each session is recorded by a recorder it makes.
     """
     # The voice extra (numpy and the speech back ends) is loaded only here.
     from ..voice import EspeakTts, SpeechToText, VadStage, load_recognizer
@@ -196,6 +267,7 @@ async def voice_pipeline(model: TurnModel, *, stt: str = "auto") -> Callable[[Co
             emit_stats=True,
             emit_activity=True,
             track_playback=config.tts,
+            recorder=None if recorders is None else recorders(),
         )
         after: list[Stage] = [EspeakTts()] if config.tts else []
         return Pipeline(session=session, before=before, after=after)
@@ -225,6 +297,9 @@ class LoggedSession(LiveSession):
                     task_status.started()
                     with outbox, receive:
                         async for part in receive:
+                            if self.recorder is not None:
+                                # As a stage, the session's output is logged here.
+                                self.recorder.output(part)
                             if is_error(part):
                                 report = json.loads(part.text)
                                 logger.warning(
