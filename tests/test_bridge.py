@@ -189,10 +189,13 @@ async def test_the_state_is_the_sessions_activity(autojump_clock: trio.abc.Clock
         await client.receive()
         await client.send(type="text", text="hello")
         seen: list[Event] = []
-        await client.until("turn_complete", seen)
+        # The answer's end; the turn's end waits for the playback report.
+        await client.until("answer_complete", seen)
         await client.sync(seen)
         assert [e["state"] for e in seen if e.get("type") == "state"] == ["thinking", "speaking"]
+        assert not [e for e in seen if e.get("type") == "turn_complete"]
         await client.send(type="playback", turn=1, chars=5, finished=True)
+        assert await client.until("turn_complete", seen) == {"type": "turn_complete", "turn": 1}
         assert await client.until("state", seen) == {"type": "state", "state": "listening"}
     # The raw activity parts never reach the client.
     assert all(set(e) != {"activity", "turn"} and e.get("type") for e in seen if "binary" not in e)

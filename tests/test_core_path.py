@@ -15,6 +15,7 @@ from trio_live import (
     SessionClosedError,
     end_of_speech,
     end_of_turn,
+    is_answer_complete,
     is_interrupted,
     is_turn_complete,
     start_of_speech,
@@ -110,6 +111,7 @@ async def test_no_part_after_start_of_speech_behind_a_queued_trigger(
     assert race.late == 0
     turn_two = [p for p in got if p.metadata.get("turn") == 2]
     assert [p.mimetype for p in turn_two] == [
+        "application/x.trio-live.answer-complete",
         "application/x.trio-live.interrupted",
         "application/x.trio-live.turn-complete",
     ]
@@ -187,11 +189,12 @@ async def test_held_output_past_the_bound_waits_and_a_barge_in_drops_the_rest(
         await trio.testing.wait_all_tasks_blocked()
         # The output (2) is full with the held parts; the rest waits.
         await session.send(start_of_speech())
-        got = [(await session.receive()) for _ in range(4)]
+        got = [(await session.receive()) for _ in range(5)]
         session.close_input()
     assert [p.text for p in got[:2]] == ["0", "1"]
-    assert is_interrupted(got[2])
-    assert is_turn_complete(got[3])
+    assert is_answer_complete(got[2])
+    assert is_interrupted(got[3])
+    assert is_turn_complete(got[4])
     assert [p.text for p in session.history()] == ["q", "0", "1"]
 
 
@@ -302,10 +305,11 @@ async def test_barge_in_latency_ends_at_the_cancel_not_at_the_markers(
         # "two" fills the output; the closing markers wait for the reader.
         await session.send(start_of_speech())
         await trio.sleep(2.0)
-        got = [(await session.receive()) for _ in range(3)]
+        got = [(await session.receive()) for _ in range(4)]
         session.close_input()
     assert got[0].text == "two"
-    assert is_interrupted(got[1])
+    assert is_answer_complete(got[1])
+    assert is_interrupted(got[2])
     stats = session.statistics()
     assert stats.started_at == 5.0
     turn = stats.recent_turns[0]

@@ -10,12 +10,12 @@ import trio.testing
 
 from trio_live import (
     Part,
+    answer_complete,
     audio_part,
     is_end_of_speech,
     is_text,
     text_part,
     transcription,
-    turn_complete,
 )
 from trio_live import (
     interrupted as interrupted_part,
@@ -108,8 +108,9 @@ async def test_the_demo_conversation_runs_the_same_way_every_time(
         ("heard", "Hi there, what is the capital of France?"),
         ("turn complete", 1),
         ("heard", "Tell me a short story about a cat."),
-        ("turn complete", 2),  # the text was all sent; its audio was still playing
+        # The text was all sent, its audio still playing: the turn ends at the cut.
         ("interrupted", 2),
+        ("turn complete", 2),
         ("heard", "Wait, tell me about dogs instead."),
         ("turn complete", 3),
         ("heard", "Thank you, goodbye."),
@@ -305,7 +306,7 @@ async def test_the_player_sets_the_echo_guard_while_it_plays(
         async with send:
             await send.send(speech(1.0, turn=1, spoken_chars=5))
             await send.send(speech(1.0, turn=1, spoken_chars=12))
-            await send.send(turn_complete().with_metadata(turn=1))
+            await send.send(answer_complete().with_metadata(turn=1))
             await trio.sleep(2.75)
             await send.send(speech(1.0, turn=2, spoken_chars=4))
             await trio.sleep(0.5)

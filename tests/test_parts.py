@@ -9,6 +9,7 @@ import pytest
 from trio_live import (
     AudioFormatError,
     Part,
+    answer_complete,
     audio_mimetype,
     audio_part,
     audio_rate,
@@ -17,6 +18,8 @@ from trio_live import (
     error_part,
     image_part,
     interrupted,
+    is_answer,
+    is_answer_complete,
     is_audio,
     is_end_of_speech,
     is_end_of_turn,
@@ -155,3 +158,26 @@ def test_error_part_holds_type_and_message() -> None:
 def test_text_of_bytes_raises() -> None:
     with pytest.raises(TypeError):
         _ = audio_part(b"\x00\x00").text
+
+
+def test_markers_and_shown_transcriptions_are_recognised_by_predicates() -> None:
+    tag = {"turn": 1}
+    markers = [
+        answer_complete().with_metadata(**tag),
+        interrupted().with_metadata(**tag),
+        turn_complete().with_metadata(**tag),
+    ]
+    assert all(m.role == "model" and is_marker(m) and not is_answer(m) for m in markers)
+    assert is_answer_complete(markers[0])
+    assert not is_answer_complete(markers[2])
+    answer = [text_part("hi", role="model"), audio_part(b"\0\0", role="model")]
+    assert all(is_answer(p) for p in answer)
+    assert not is_answer(text_part("hi"))  # the user's
+    assert not is_answer(status_part({"x": 1}))
+    # A transcription shown on a session's output (main stream, marked).
+    shown = text_part("hello", final=True, transcription=True)
+    assert is_transcription(shown)
+    assert is_final_transcription(shown)
+    assert not is_final_transcription(shown.with_metadata(final=False))
+    assert not is_transcription(text_part("hello", final=True))
+    assert not is_transcription(shown.replace(substream="debug"))

@@ -12,6 +12,7 @@ from trio_live import (
     Part,
     audio_part,
     end_of_turn,
+    is_answer_complete,
     is_interrupted,
     is_text,
     is_turn_complete,
@@ -184,6 +185,7 @@ async def test_reports_reach_the_session_which_keeps_only_what_was_heard(
             tracker.audio_sent(1, 3.0)  # its speech goes out
             tracker.report(1, 5)  # "Hello" was heard
             await session.send(start_of_speech())  # the user barges in
+            assert is_answer_complete(await session.receive())
             stop = await session.receive()
             assert is_interrupted(stop)
             tracker.interrupted(stop.metadata["turn"])

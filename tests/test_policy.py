@@ -18,12 +18,15 @@ from trio_live import (
     end_of_speech,
     end_of_turn,
     image_part,
+    interrupted,
     is_activity,
-    is_interrupted,
+    is_final_transcription,
+    is_transcription,
     start_of_speech,
     status_part,
     text_part,
     transcription,
+    turn_complete,
 )
 from trio_live.policy import (
     AWAIT,
@@ -58,21 +61,25 @@ def test_reserved_substreams_pass_through() -> None:
 def test_partial_transcription_is_shown_not_prompted() -> None:
     policy = TurnPolicy()
     part = transcription("hel", final=False)
-    assert policy.receive(part, 0.0) == (Emit(part.replace(substream="")),)
+    shown = part.replace(substream="").with_metadata(transcription=True)
+    assert policy.receive(part, 0.0) == (Emit(shown),)
+    assert is_transcription(shown)
+    assert not is_final_transcription(shown)
     assert not policy.unanswered
 
 
 def test_final_transcription_is_shown_added_and_triggers() -> None:
     policy = TurnPolicy(trigger=TriggerMode.FINAL_TRANSCRIPTION)
     part = transcription("hello", final=True)
-    shown = part.replace(substream="")
+    shown = part.replace(substream="").with_metadata(transcription=True)
     assert policy.receive(part, 0.0) == (AddToPrompt(shown), Emit(shown), TRIGGER)
+    assert is_final_transcription(shown)
 
 
 def test_final_transcription_in_end_of_speech_mode_does_not_trigger() -> None:
     policy = TurnPolicy(trigger=TriggerMode.END_OF_SPEECH)
     part = transcription("hello", final=True)
-    shown = part.replace(substream="")
+    shown = part.replace(substream="").with_metadata(transcription=True)
     assert policy.receive(part, 0.0) == (AddToPrompt(shown), Emit(shown))
 
 
@@ -380,9 +387,11 @@ def test_the_verdict_decides_history_and_markers_together(
     verdict = policy.generation_ended(1, cancelled=cancelled, finished=finished)
     assert verdict.keep is keep
     assert verdict.interrupted is interrupted
+    # The answer's end, then (unless it still plays) the turn's end.
     assert [m.mimetype for m in verdict.markers] == [
+        "application/x.trio-live.answer-complete",
         *(["application/x.trio-live.interrupted"] if interrupted else []),
-        "application/x.trio-live.turn-complete",
+        *([] if keep is Keep.LATER else ["application/x.trio-live.turn-complete"]),
     ]
     assert all(m.metadata["turn"] == 1 for m in verdict.markers)
     assert policy.state is (State.PLAYING if keep is Keep.LATER else State.LISTENING)
@@ -438,6 +447,7 @@ def test_playing_answer_stays_speaking_until_heard() -> None:
     assert policy.activity is Activity.SPEAKING
     assert policy.playback_finished(1) == (
         FINISH_PLAYBACK,
+        Emit(turn_complete().with_metadata(turn=1)),
         Emit(activity_part("listening", turn=1)),
     )
 
@@ -446,11 +456,12 @@ def test_speech_over_playback_is_stopped_by_the_policy() -> None:
     policy = TurnPolicy(track_playback=True)
     policy.receive(end_of_turn("q"), 0.0)
     policy.generation_ended(1)
-    stop, marker = policy.receive(start_of_speech(), 2.0)
-    assert stop is STOP_PLAYBACK
-    assert isinstance(marker, Emit)
-    assert is_interrupted(marker.part)
-    assert marker.part.metadata["turn"] == 1
+    # The turn's end waited for its playback: interrupted, then turn complete.
+    assert policy.receive(start_of_speech(), 2.0) == (
+        STOP_PLAYBACK,
+        Emit(interrupted().with_metadata(turn=1)),
+        Emit(turn_complete().with_metadata(turn=1)),
+    )
 
 
 def test_no_activity_parts_unless_asked() -> None:

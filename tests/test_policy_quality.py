@@ -17,6 +17,7 @@ from trio_live import (
     audio_part,
     end_of_speech,
     end_of_turn,
+    is_answer_complete,
     is_interrupted,
     is_turn_complete,
     start_of_speech,
@@ -44,10 +45,17 @@ def answering(**options: Any) -> TurnPolicy:
     return policy
 
 
+def shown(part: Part) -> Part:
+    """A transcription as the session shows it on its output."""
+    return part.replace(substream="").with_metadata(transcription=True)
+
+
 def labels(out: Timeline) -> list[tuple[float, str]]:
     result = []
     for at, part in out:
-        if is_turn_complete(part):
+        if is_answer_complete(part):
+            continue  # before every turn's last markers: see test_marker_order
+        elif is_turn_complete(part):
             label = f"<done {part.metadata['turn']}>"
         elif is_interrupted(part):
             label = f"<interrupted {part.metadata['turn']}>"
@@ -176,11 +184,13 @@ def test_words_decide_the_interruption() -> None:
     policy = answering(min_interruption_words=2)
     assert policy.receive(start_of_speech(), 1.0) == ()
     one = transcription("stop", final=False)
-    assert policy.receive(one, 1.2) == (Emit(one.replace(substream="")),)
+    assert policy.receive(one, 1.2) == (
+        Emit(one.replace(substream="").with_metadata(transcription=True)),
+    )
     two = transcription("stop it", final=False)
     actions = policy.receive(two, 1.4)
     assert actions[0] is BARGE_IN
-    assert actions[-1] == Emit(two.replace(substream=""))
+    assert actions[-1] == Emit(two.replace(substream="").with_metadata(transcription=True))
 
 
 def test_too_few_words_in_the_final_transcription_are_kept_not_triggered() -> None:
@@ -188,7 +198,7 @@ def test_too_few_words_in_the_final_transcription_are_kept_not_triggered() -> No
     policy.receive(start_of_speech(), 1.0)
     policy.receive(end_of_speech(), 1.5)
     final = transcription("what", final=True)
-    shown = final.replace(substream="")
+    shown = final.replace(substream="").with_metadata(transcription=True)
     assert policy.receive(final, 1.6) == (Stash(shown), Emit(shown))
     assert policy.state is State.ANSWERING
 
@@ -236,7 +246,7 @@ async def test_minimum_words_through_a_session(autojump_clock: trio.abc.Clock) -
 def test_a_backchannel_over_an_answer_is_what_the_user_said() -> None:
     policy = answering()
     final = transcription("Mm-hm.", final=True)
-    shown = final.replace(substream="")
+    shown = final.replace(substream="").with_metadata(transcription=True)
     # No start of speech (a transcription-only source): no trigger, no cancel.
     assert policy.receive(final, 1.0) == (Stash(shown), Emit(shown))
     assert not policy.unanswered
@@ -296,7 +306,9 @@ def test_speech_without_words_in_time_is_a_false_interruption() -> None:
     assert policy.deadline is None
     # Its end of speech and a late transcription trigger nothing.
     assert policy.receive(end_of_speech(), 2.5) == ()
-    late = transcription("hm what", final=True).replace(substream="")
+    late = (
+        transcription("hm what", final=True).replace(substream="").with_metadata(transcription=True)
+    )
     assert policy.receive(transcription("hm what", final=True), 2.6) == (Stash(late), Emit(late))
     assert policy.state is State.ANSWERING
 
@@ -309,7 +321,7 @@ async def test_false_interruption_keeps_the_answer_whole(autojump_clock: trio.ab
     async with session:
         await session.send(end_of_turn("q"))
         got = [await session.receive() for _ in range(3)]
-        assert is_turn_complete(got[-1])
+        assert is_answer_complete(got[-1])
         session.report_playback(1, 4)
         await trio.sleep(1.0)
         await session.send(start_of_speech())
@@ -325,6 +337,7 @@ async def test_false_interruption_keeps_the_answer_whole(autojump_clock: trio.ab
             ("model", "three four"),
         ]
         # Speech with words in time does interrupt.
+        assert is_turn_complete(await session.receive())  # turn 1 was heard: over
         await session.send(end_of_turn("again"))
         for _ in range(3):
             await session.receive()

@@ -29,6 +29,7 @@ def test_quick_start_runs(capsys: Any) -> None:
         "text/plain '1 '",
         "text/plain '2 '",
         "text/plain '3 '",
+        "application/x.trio-live.answer-complete ''",
         "application/x.trio-live.turn-complete ''",
     ]
 

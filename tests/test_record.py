@@ -77,6 +77,7 @@ async def test_inputs_calls_and_outputs_with_their_times(autojump_clock: object)
             (1.75, "output"),
             (1.75, "prompt"),  # the two parts of the answer, read at once: one line
             (1.75, "output"),
+            (1.75, "output"),
             (5.0, "input_end"),
             (5.0, "call_end"),
             (5.0, "end"),

@@ -95,7 +95,7 @@ def test_another_trigger_mode_diverges_where_expected() -> None:
     message = str(caught.value)
     # The end of speech (2.85 s) triggers the turn, not the final transcription
     # (2.95 s): the answer comes 0.1 s sooner.
-    assert message.splitlines()[0] == "the conversations diverge at output 9, t=3.060 s:"
+    assert message.splitlines()[0] == "the conversations diverge at output 11, t=3.060 s:"
     assert "expected     3.160 s  model 'A'" in message
     assert "got          3.060 s  model 'A'" in message
     assert "(the same part, -0.100000 s off)" in message

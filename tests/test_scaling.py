@@ -101,13 +101,20 @@ async def receive(ws: trio_websocket.WebSocketConnection) -> Event:
 
 
 async def typed_turn(ws: trio_websocket.WebSocketConnection, text: str) -> str:
-    """Send a typed turn; the reply's text, once the turn is complete."""
+    """Send a typed turn; the reply's text, once the turn is complete.
+
+    As a client should, it reports the playback finished at the answer's end
+    (with speech the server ends the turn only after that report).
+    """
     await ws.send_message(json.dumps({"type": "text", "text": text}))
     reply = ""
     while True:
         event = await receive(ws)
         if event["type"] == "text":
             reply += event["text"]
+        elif event["type"] == "answer_complete":
+            playback = {"type": "playback", "turn": event["turn"], "chars": 0, "finished": True}
+            await ws.send_message(json.dumps(playback))
         elif event["type"] == "turn_complete":
             return reply
 

@@ -17,8 +17,12 @@ from trio_live import (
     end_of_speech,
     end_of_turn,
     is_activity,
+    is_answer,
+    is_answer_complete,
     is_error,
+    is_final_transcription,
     is_interrupted,
+    is_transcription,
     is_turn_complete,
     start_of_speech,
     status_part,
@@ -35,7 +39,9 @@ def kinds(outputs: Timeline) -> list[tuple[float, str]]:
     """Output as (time, label) pairs, rounded to the millisecond."""
     labels = []
     for at, part in outputs:
-        if is_turn_complete(part):
+        if is_answer_complete(part):
+            continue  # before every turn's last markers: see test_marker_order
+        elif is_turn_complete(part):
             label = "<done>"
         elif is_interrupted(part):
             label = "<interrupted>"
@@ -77,7 +83,7 @@ async def test_transcriptions(autojump_clock: trio.abc.Clock) -> None:
         (0.7, "<done>"),
     ]
     # Only the final one joined the prompt, as user input.
-    assert model.prompts[0] == [final.replace(substream="")]
+    assert model.prompts[0] == [final.replace(substream="").with_metadata(transcription=True)]
     assert texts(session.history()) == ["hello", "answer"]
 
 
@@ -367,6 +373,7 @@ async def test_barge_in_waits_for_the_generation_to_exit(
         assert (await session.receive()).text == "hi"
         await trio.sleep(1.0)
         await session.send(end_of_turn("q2"))
+        assert is_answer_complete(await session.receive())
         assert is_interrupted(await session.receive())
         assert is_turn_complete(await session.receive())
         assert (await session.receive()).text == "hi"
@@ -394,7 +401,7 @@ async def test_run_as_a_task_over_channels(autojump_clock: trio.abc.Clock) -> No
         async with send_in:
             await send_in.send(end_of_turn("ping"))
         got = [part async for part in receive_out]
-    assert [p.text for p in got if not is_turn_complete(p)] == ["pong"]
+    assert [p.text for p in got if is_answer(p)] == ["pong"]
     with pytest.raises(RuntimeError, match="only once"):
         await session.run(receive_in, send_out)
 
@@ -414,6 +421,7 @@ async def test_barge_in_keeps_only_what_was_heard(autojump_clock: trio.abc.Clock
         assert (await session.receive()).text == "Hello there. "
         session.report_playback(1, 5)
         await session.send(start_of_speech())
+        assert is_answer_complete(await session.receive())
         assert is_interrupted(await session.receive())
         assert is_turn_complete(await session.receive())
         assert texts(session.history()) == ["q", "Hello"]
@@ -426,7 +434,7 @@ async def test_speech_over_playback_stops_it_and_cuts_the_answer(
     async with LiveSession(model, track_playback=True) as session:
         await session.send(end_of_turn("q"))
         got = [await session.receive() for _ in range(3)]
-        assert is_turn_complete(got[-1])
+        assert is_answer_complete(got[-1])  # its turn_complete waits for the playback
         # Generated, but not heard yet: not in the history; input is stashed.
         await session.send(text_part("while playing"))
         await trio.testing.wait_all_tasks_blocked()
@@ -483,7 +491,7 @@ async def test_input_keeps_its_order_whichever_way_it_enters(
             await session.send(part)
         session.close_input()
         outputs = [p async for p in session]
-    assert [p.text for p in outputs if not is_turn_complete(p)] == ["r1", "r2"]
+    assert [p.text for p in outputs if is_answer(p)] == ["r1", "r2"]
     assert texts(session.history()) == ["a", "b", "r1", "c", "d", "r2", "e"]
 
 
@@ -516,7 +524,8 @@ async def test_activity_parts_follow_the_conversation(autojump_clock: trio.abc.C
     assert labels[:4] == [(0.0, "thinking"), (0.0, "speaking"), (0.0, "a"), (1.0, "b")]
     # Barge-in: the cancel comes first (nothing may wait before it), then
     # the cut turn's markers, then listening, all at once.
-    assert labels[4:7] == [
+    assert labels[4:8] == [
+        (1.5, "application/x.trio-live.answer-complete"),
         (1.5, "application/x.trio-live.interrupted"),
         (1.5, "application/x.trio-live.turn-complete"),
         (1.5, "listening"),
@@ -542,6 +551,7 @@ async def test_a_trigger_racing_the_answers_end_keeps_what_was_heard(
         session.report_playback(1, 3)
         await trio.sleep(0.5)
         await session.send(end_of_turn("next"))
+        assert is_answer_complete(await session.receive())
         assert is_interrupted(await session.receive())
         assert is_turn_complete(await session.receive())
         await trio.testing.wait_all_tasks_blocked()
@@ -557,7 +567,7 @@ async def test_cancelling_the_session_while_an_answer_plays_keeps_the_stash(
         async with session:
             await session.send(end_of_turn("q"))
             await session.receive()
-            assert is_turn_complete(await session.receive())
+            assert is_answer_complete(await session.receive())
             await session.send(text_part("said while it played"))
             await trio.testing.wait_all_tasks_blocked()
             session.report_playback(1, 3)
@@ -591,3 +601,109 @@ async def test_the_last_turns_markers_reach_a_slow_listener(autojump_clock: trio
     out = await _slow_listener(session, [end_of_turn(), end_of_turn(), audio_part(b"xx")])
     assert [p.metadata["turn"] for p in out if is_turn_complete(p)] == [1, 2]
     assert session.statistics().turns == 2
+
+
+def marker_times(outputs: Timeline) -> list[tuple[float, str, int]]:
+    """The markers of ``outputs`` as (time, name, turn), to the millisecond."""
+    names = {
+        "application/x.trio-live.answer-complete": "answer_complete",
+        "application/x.trio-live.interrupted": "interrupted",
+        "application/x.trio-live.turn-complete": "turn_complete",
+    }
+    return [
+        (round(at, 3), names[part.mimetype], part.metadata["turn"])
+        for at, part in outputs
+        if part.mimetype in names
+    ]
+
+
+async def collect(session: LiveSession, into: Timeline) -> None:
+    async for part in session:
+        into.append((trio.current_time(), part))
+
+
+@pytest.mark.parametrize("track", [False, True])
+async def test_marker_order_over_a_barge_in_on_the_running_answer(
+    autojump_clock: trio.abc.Clock, track: bool
+) -> None:
+    # Cut while it runs: the answer's end, interrupted, the turn's end, at once.
+    model = ScriptedModel([["a ", "b ", "c"]], first_part_delay=0.1, part_delay=1.0)
+    timeline = [(0.0, end_of_turn("q")), (1.5, start_of_speech())]
+    out = await play_timeline(
+        LiveSession(model, track_playback=track, end_of_input="never"), timeline
+    )
+    assert marker_times(out) == [
+        (1.5, "answer_complete", 1),
+        (1.5, "interrupted", 1),
+        (1.5, "turn_complete", 1),
+    ]
+
+
+async def test_with_playback_tracking_the_turn_ends_when_the_playback_is_reported(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([["a ", "b"]], first_part_delay=0.1, part_delay=0.1)
+    out: Timeline = []
+    async with LiveSession(model, track_playback=True) as session, trio.open_nursery() as n:
+        n.start_soon(collect, session, out)
+        await session.send(end_of_turn("q"))
+        await trio.sleep(3.0)
+        # A player reports the playback finished after answer_complete and
+        # the audio before it; turn_complete waits for that report.
+        assert marker_times(out) == [(0.2, "answer_complete", 1)]
+        session.report_playback(1, 3, finished=True)
+        await trio.sleep(1.0)
+        session.close_input()
+    assert marker_times(out) == [(0.2, "answer_complete", 1), (3.0, "turn_complete", 1)]
+
+
+async def test_with_playback_tracking_speech_over_the_playback_ends_the_turn(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # Issue 13: turn_complete used to go at the answer's end, before the
+    # interrupted marker of a barge-in on its playback.
+    model = ScriptedModel([["a ", "b"]], first_part_delay=0.1, part_delay=0.1)
+    timeline = [(0.0, end_of_turn("q")), (2.0, start_of_speech())]
+    out = await play_timeline(
+        LiveSession(model, track_playback=True, end_of_input="never"), timeline
+    )
+    assert marker_times(out) == [
+        (0.2, "answer_complete", 1),
+        (2.0, "interrupted", 1),
+        (2.0, "turn_complete", 1),
+    ]
+
+
+async def test_with_playback_tracking_a_new_turn_or_the_input_end_ends_the_playing_one(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([["a"], ["b"]], first_part_delay=0.1)
+    timeline = [(0.0, end_of_turn("q")), (1.0, end_of_turn("q2")), (2.0, text_part("x"))]
+    out = await play_timeline(
+        LiveSession(model, track_playback=True, end_of_input="never"), timeline
+    )
+    assert marker_times(out) == [
+        (0.1, "answer_complete", 1),
+        (1.0, "turn_complete", 1),
+        (1.1, "answer_complete", 2),
+        (2.0, "turn_complete", 2),
+    ]
+
+
+async def test_markers_are_no_answer_and_shown_transcriptions_are_recognisable(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([["hi"]])
+    timeline = [(0.0, transcription("hel", final=False)), (0.5, transcription("hello", final=True))]
+    out = [part for _, part in await play_timeline(LiveSession(model), timeline)]
+    # Markers carry role "model" and the turn, as the answer does.
+    assert [p.mimetype for p in out if p.role == "model"] == [
+        "text/plain",
+        "application/x.trio-live.answer-complete",
+        "application/x.trio-live.turn-complete",
+    ]
+    assert [p.text for p in out if is_answer(p)] == ["hi"]
+    # Shown on the main stream, transcriptions are still transcriptions.
+    shown = [p for p in out if is_transcription(p)]
+    assert [(p.text, p.substream) for p in shown] == [("hel", ""), ("hello", "")]
+    assert [p.text for p in out if is_final_transcription(p)] == ["hello"]

@@ -8,8 +8,10 @@ import trio
 from trio_live import (
     Part,
     SpeechError,
+    answer_complete,
     audio_rate,
     interrupted,
+    is_answer_complete,
     is_audio,
     is_error,
     is_interrupted,
@@ -246,3 +248,23 @@ def test_argument_checks() -> None:
         EspeakTts(rate=100)
     with pytest.raises(ValueError, match="words_per_minute"):
         EspeakTts(words_per_minute=5)
+
+
+async def test_answer_complete_speaks_the_last_sentence_before_the_turn_is_over() -> None:
+    # With playback tracking turn_complete waits for the playback: the last
+    # words must be spoken on answer_complete, and the marker follows them.
+    tts = RecordingTts()
+    send_in, receive_in = trio.open_memory_channel[Part](10)
+    send_out, receive_out = trio.open_memory_channel[Part](100)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tts.run, receive_in, send_out)
+            await send_in.send(model_text("Sure thing"))
+            await send_in.send(answer_complete().with_metadata(turn=1))
+            received = [await receive_out.receive()]
+            while not is_answer_complete(received[-1]):
+                received.append(await receive_out.receive())
+            assert tts.said == ["Sure thing"]
+            audio = [p for p in received if is_audio(p)]
+            assert audio[-1].metadata["spoken_chars"] == len("Sure thing")
+            send_in.close()

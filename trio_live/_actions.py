@@ -108,9 +108,11 @@ class Control(enum.Enum):
     #: Wait for the running generation to finish by itself.
     AWAIT = "await"
     #: The user speaks over the answer's playback: keep the answer only as
-    #: far as it was heard (the policy emits its ``interrupted`` marker next).
+    #: far as it was heard (the policy emits its ``interrupted`` and
+    #: ``turn_complete`` markers next).
     STOP_PLAYBACK = "stop_playback"
-    #: The answer's playback is over (or no longer tracked): keep all of it.
+    #: The answer's playback is over (or no longer tracked): keep all of it
+    #: (the policy emits its ``turn_complete`` marker next).
     FINISH_PLAYBACK = "finish_playback"
     #: Cancel the pre-started generation that no turn will release.
     DROP_PENDING = "drop_pending"
@@ -154,8 +156,10 @@ class TurnEnd:
     Attributes:
         keep: how much of the answer joins the history now.
         markers: the turn's closing markers for the output, in order
-            (``interrupted`` if it was cut short, then ``turn_complete``, then
-            an activity report if that changed), each tagged with the turn.
+            (``answer_complete``, ``interrupted`` if it was cut short, then
+            ``turn_complete``, then an activity report if that changed), each
+            tagged with the turn. With `Keep.LATER` only ``answer_complete``
+            (and an activity report): the turn is over once its playback is.
             A model error, if the driver reports one, goes before them.
     """
 
@@ -164,5 +168,5 @@ class TurnEnd:
 
     @property
     def interrupted(self) -> bool:
-        """True if the turn was cut short (its markers start with ``interrupted``)."""
-        return bool(self.markers) and self.markers[0].mimetype == INTERRUPTED_MIMETYPE
+        """True if the turn was cut short (its markers hold ``interrupted``)."""
+        return any(marker.mimetype == INTERRUPTED_MIMETYPE for marker in self.markers)

@@ -20,7 +20,8 @@ Each mechanism is here once:
   in the ``finally`` around the model call, as the policy's `TurnEnd`
   verdict says: whatever ends the generation (it finishes, fails, or is
   cancelled), the conversation stays whole; when the whole session ends, an
-  answer still playing joins as far as it was heard, and the stash after it;
+  answer still playing joins as far as it was heard, and the stash after it
+  (its ``turn_complete`` goes out if the output has room);
 * the closing markers the verdict lists are sent after the cancel scope has
   been left, so a barge-in cannot cut them off, and always after the last
   output part of their generation;
@@ -37,6 +38,7 @@ Each mechanism is here once:
 from __future__ import annotations
 
 import collections
+import contextlib
 import math
 from typing import Literal
 
@@ -75,6 +77,7 @@ from ._parts import (
     read_tool_call,
     read_tool_result,
     status_part,
+    turn_complete,
 )
 from ._policy import TurnPolicy
 from ._prompt import Cursor, RollingPrompt
@@ -178,7 +181,7 @@ class Driver:
                             tools={tool.name: tool for tool in self.tools},
                             max_rounds=self.max_tool_rounds,
                             nursery=nursery,
-                            emit=self._emit_now,
+                            emit=lambda part: self._emit_now([part]),
                             on_late=self._late,
                         )
                     self._pending = self._spawn()
@@ -202,6 +205,11 @@ class Driver:
                 if self._playing is not None:
                     playing = self._take_playing()
                     self._commit(playing, playing.heard)
+                    # Its turn is over: say so if the output still takes it.
+                    with contextlib.suppress(
+                        trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError
+                    ):
+                        outbox.send_nowait(turn_complete().with_metadata(**playing.tag))
                 self.prompt.apply_stash(trio.current_time())
                 self.policy.closed()
 
@@ -353,14 +361,13 @@ class Driver:
             assert pending is not None
             pending.cancel()
             await pending.exited.wait()
-        elif effect is STOP_PLAYBACK:
+        elif effect is STOP_PLAYBACK or effect is FINISH_PLAYBACK:
             playing = self._take_playing()
-            self._commit(playing, playing.heard)
-            # Its closing markers (still waiting on a full output, maybe)
-            # go out before the policy's `interrupted` for it.
+            self._commit(playing, playing.heard if effect is STOP_PLAYBACK else None)
+            # The markers the policy emits next (``interrupted``,
+            # ``turn_complete``) follow the generation's own (its
+            # ``answer_complete``), which it may still be sending.
             await playing.exited.wait()
-        elif effect is FINISH_PLAYBACK:
-            self._commit(self._take_playing(), None)
         elif effect is CLOSE_INPUT:
             self.close_input()
 
@@ -375,22 +382,47 @@ class Driver:
             if gen is not None and gen.turn == turn:
                 gen.heard = max(gen.heard, chars)
         if finished:
+            after: trio.Event | None = None
+            parts = []
             for effect in self.policy.playback_finished(turn):
                 if effect is FINISH_PLAYBACK:
-                    self._commit(self._take_playing(), None)
+                    playing = self._take_playing()
+                    self._commit(playing, None)
+                    after = playing.exited
                 elif isinstance(effect, Emit):
-                    self._emit_now(effect.part)
+                    parts.append(effect.part)
+            self._emit_now(parts, after)
             self._timers_changed()
 
-    def _emit_now(self, part: Part) -> None:
-        # For a report from synchronous code: in order if there is room.
+    def _emit_now(self, parts: list[Part], after: trio.Event | None = None) -> None:
+        # For a report from synchronous code: in order, at once if there is
+        # room (and the generation ``after`` stands for has sent its markers).
+        if not parts:
+            return
         outbox = self._outbox
         assert outbox is not None
         assert self._nursery is not None
+        if after is None or after.is_set():
+            for n, part in enumerate(parts):
+                try:
+                    outbox.send_nowait(part)
+                except trio.WouldBlock:
+                    parts = parts[n:]
+                    break
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    return
+            else:
+                return
+        self._nursery.start_soon(self._send_later, parts, after)
+
+    async def _send_later(self, parts: list[Part], after: trio.Event | None) -> None:
+        outbox = self._outbox
+        assert outbox is not None
+        if after is not None:
+            await after.wait()
         try:
-            outbox.send_nowait(part)
-        except trio.WouldBlock:
-            self._nursery.start_soon(outbox.send, part)
+            for part in parts:
+                await outbox.send(part)
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass
 

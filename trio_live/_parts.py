@@ -10,10 +10,16 @@ The vocabulary of a conversation is made of parts too:
 * end of turn: any part whose metadata carries ``end_of_turn=True`` (usually an
   empty text part, or the last text of a typed message);
 * speech events from voice activity detection: start and end of speech;
-* output markers: turn complete (every generation ends with one) and
-  interrupted (sent before it when the generation was cut short);
+* output markers, each tagged with its turn, in one order: answer complete
+  (the answer's last output part is out: what text to speech flushes on and
+  what a player reports playback finished after), interrupted (the turn was
+  cut short, if it was) and turn complete (the turn is over for the
+  listener; always last). `is_marker` tells markers from content, and
+  `is_answer` picks the answer's content out of a session's output;
 * transcriptions: text on the ``transcription`` substream with a ``final``
-  flag in the metadata (absent means partial);
+  flag in the metadata (absent means partial); the session shows them on its
+  output on the main stream, marked with ``metadata["transcription"] = True``
+  (`is_transcription` and `is_final_transcription` recognise both);
 * reserved substreams (``status``, ``debug``) pass through a session
   untouched and never enter the prompt.
 
@@ -43,6 +49,7 @@ TEXT_MIMETYPE: Final = "text/plain"
 JSON_MIMETYPE: Final = "application/json"
 START_OF_SPEECH_MIMETYPE: Final = "application/x.trio-live.start-of-speech"
 END_OF_SPEECH_MIMETYPE: Final = "application/x.trio-live.end-of-speech"
+ANSWER_COMPLETE_MIMETYPE: Final = "application/x.trio-live.answer-complete"
 TURN_COMPLETE_MIMETYPE: Final = "application/x.trio-live.turn-complete"
 INTERRUPTED_MIMETYPE: Final = "application/x.trio-live.interrupted"
 ERROR_MIMETYPE: Final = "application/x.trio-live.error+json"
@@ -58,6 +65,7 @@ MARKER_MIMETYPES: Final = frozenset(
     {
         START_OF_SPEECH_MIMETYPE,
         END_OF_SPEECH_MIMETYPE,
+        ANSWER_COMPLETE_MIMETYPE,
         TURN_COMPLETE_MIMETYPE,
         INTERRUPTED_MIMETYPE,
     }
@@ -65,6 +73,9 @@ MARKER_MIMETYPES: Final = frozenset(
 
 END_OF_TURN_KEY: Final = "end_of_turn"
 FINAL_KEY: Final = "final"
+#: Set (True) on a transcription the session shows on its output, where its
+#: substream is cleared.
+TRANSCRIPTION_KEY: Final = "transcription"
 
 EMPTY_METADATA: Final[Mapping[str, Any]] = types.MappingProxyType({})
 
@@ -193,13 +204,29 @@ def end_of_speech() -> Part:
     return _END_OF_SPEECH
 
 
+def answer_complete() -> Part:
+    """Output marker: the answer's output has ended (no more parts of it follow).
+
+    The session sends it (tagged with the turn) right after the last part a
+    generation delivered, whether it finished or was cut short: text to
+    speech flushes the turn's last sentence on it, and a player reports the
+    playback finished once it has played the audio before it.
+    """
+    return _ANSWER_COMPLETE
+
+
 def turn_complete() -> Part:
-    """Output marker: the model's generation for a turn has ended."""
+    """Output marker: the turn is over for the listener (always its last marker).
+
+    Without playback tracking it follows ``answer_complete`` at once; with
+    it, it comes once the playback is reported finished, or is stopped
+    (after ``interrupted``), or the input ends.
+    """
     return _TURN_COMPLETE
 
 
 def interrupted() -> Part:
-    """Output marker: the model's generation was cancelled before it ended."""
+    """Output marker: the turn was cut short (before its ``turn_complete``)."""
     return _INTERRUPTED
 
 
@@ -307,6 +334,7 @@ def read_tool_result(part: Part) -> ToolResult:
 
 _START_OF_SPEECH: Final = Part(mimetype=START_OF_SPEECH_MIMETYPE, role="user")
 _END_OF_SPEECH: Final = Part(mimetype=END_OF_SPEECH_MIMETYPE, role="user")
+_ANSWER_COMPLETE: Final = Part(mimetype=ANSWER_COMPLETE_MIMETYPE, role="model")
 _TURN_COMPLETE: Final = Part(mimetype=TURN_COMPLETE_MIMETYPE, role="model")
 _INTERRUPTED: Final = Part(mimetype=INTERRUPTED_MIMETYPE, role="model")
 
@@ -332,6 +360,16 @@ def is_image(part: Part) -> bool:
 def is_marker(part: Part) -> bool:
     """True for speech events and output markers (they carry no content)."""
     return part.mimetype in MARKER_MIMETYPES
+
+
+def is_answer(part: Part) -> bool:
+    """True for the model's answer itself: its text, speech or other content.
+
+    Markers carry ``role="model"`` too (and the turn's tag), so filtering a
+    session's output by role alone picks them up; this keeps only content
+    of the main stream: ``[p for p in output if is_answer(p)]``.
+    """
+    return part.role == "model" and not part.substream and part.mimetype not in MARKER_MIMETYPES
 
 
 def is_plain(part: Part) -> bool:
@@ -363,6 +401,11 @@ def is_end_of_speech(part: Part) -> bool:
     return part.mimetype == END_OF_SPEECH_MIMETYPE
 
 
+def is_answer_complete(part: Part) -> bool:
+    """True for the answer-complete output marker."""
+    return part.mimetype == ANSWER_COMPLETE_MIMETYPE
+
+
 def is_turn_complete(part: Part) -> bool:
     """True for the turn-complete output marker."""
     return part.mimetype == TURN_COMPLETE_MIMETYPE
@@ -374,13 +417,19 @@ def is_interrupted(part: Part) -> bool:
 
 
 def is_transcription(part: Part) -> bool:
-    """True for a part on the transcription substream."""
-    return part.substream == TRANSCRIPTION_SUBSTREAM
+    """True for a transcription: on the transcription substream, or shown by a session.
+
+    A session shows transcriptions on its output's main stream, marked with
+    ``metadata["transcription"] = True``.
+    """
+    return part.substream == TRANSCRIPTION_SUBSTREAM or (
+        not part.substream and part.metadata.get(TRANSCRIPTION_KEY) is True
+    )
 
 
 def is_final_transcription(part: Part) -> bool:
-    """True for a final transcription (a missing flag means partial)."""
-    return part.substream == TRANSCRIPTION_SUBSTREAM and part.metadata.get(FINAL_KEY) is True
+    """True for a final transcription (a missing flag means partial), wherever shown."""
+    return is_transcription(part) and part.metadata.get(FINAL_KEY) is True
 
 
 def is_reserved(part: Part) -> bool:

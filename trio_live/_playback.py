@@ -8,7 +8,9 @@ demo's player) tells a `PlaybackTracker` three things:
   other;
 * how far the listener heard a turn (`report`: the ``spoken_chars`` of the
   last chunk played to its end), or that it heard all of it
-  (``finished=True``);
+  (``finished=True``, once the turn's ``answer_complete`` marker has come
+  and the audio before it has played: with ``track_playback=True`` the
+  turn's ``turn_complete`` waits for this report);
 * a turn was ``interrupted`` (its playback stops at once).
 
 The tracker passes the reports on to the `LiveSession`

@@ -73,11 +73,13 @@ from ._actions import (
 )
 from ._errors import PolicyError
 from ._parts import (
+    ANSWER_COMPLETE_MIMETYPE,
     END_OF_SPEECH_MIMETYPE,
     END_OF_TURN_KEY,
     INTERRUPTED_MIMETYPE,
     RESERVED_SUBSTREAMS,
     START_OF_SPEECH_MIMETYPE,
+    TRANSCRIPTION_KEY,
     TRANSCRIPTION_SUBSTREAM,
     TURN_COMPLETE_MIMETYPE,
     Part,
@@ -423,8 +425,11 @@ class TurnPolicy:
         return Stash(part)
 
     def _transcription(self, part: Part, now: float) -> tuple[Action, ...]:
-        # Rule 2: transcriptions are shown; only final ones join the prompt.
-        shown = Emit(part.replace(substream=""))
+        # Rule 2: transcriptions are shown (marked as such on the main
+        # stream); only final ones join the prompt.
+        shown = Emit(
+            part.replace(substream="", metadata={**part.metadata, TRANSCRIPTION_KEY: True})
+        )
         text = part.text if isinstance(part.content, str) else ""
         if not is_final_transcription(part):
             if self._pending_live() and not self._worded and self._says_enough(text):
@@ -505,10 +510,8 @@ class TurnPolicy:
             # Rule 13: speech over the answer's playback stops it.
             self.state = State.LISTENING
             self._done_turn = self.turn
-            stopped = Part(
-                mimetype=INTERRUPTED_MIMETYPE, role="model", metadata={"turn": self.turn}
-            )
-            return (STOP_PLAYBACK, Emit(stopped), *self._shown_change())
+            # Rule 8: the turn was complete as an answer; now it is over.
+            return (STOP_PLAYBACK, *self._turn_over(self.turn, cut=True), *self._shown_change())
         return NOTHING
 
     def _hold_interruption(self, now: float) -> tuple[Effect, ...]:
@@ -609,12 +612,23 @@ class TurnPolicy:
         self.unanswered = False
         return before
 
+    def _turn_over(self, turn: int, *, cut: bool = False) -> tuple[Emit, ...]:
+        # Rule 8's last markers: ``interrupted`` if the turn was cut short,
+        # then ``turn_complete``.
+        tag = {"turn": turn}
+        over = Emit(Part(mimetype=TURN_COMPLETE_MIMETYPE, role="model", metadata=tag))
+        if not cut:
+            return (over,)
+        return (Emit(Part(mimetype=INTERRUPTED_MIMETYPE, role="model", metadata=tag)), over)
+
     def _trigger(self) -> tuple[Effect, ...]:
+        playing = self.turn if self.state is State.PLAYING else 0
         before = self._start_turn()
         if before is State.ANSWERING:
             return (CANCEL, TRIGGER, *self._shown_change())
         if before is State.PLAYING:
-            return (FINISH_PLAYBACK, TRIGGER, *self._shown_change())
+            # A new turn ends the one still playing: it was heard whole.
+            return (FINISH_PLAYBACK, *self._turn_over(playing), TRIGGER, *self._shown_change())
         return (TRIGGER, *self._shown_change())
 
     def tick(self, now: float) -> tuple[Action, ...]:
@@ -667,12 +681,16 @@ class TurnPolicy:
                 rather than by a cancellation.
 
         A generation superseded by a newer turn changes no state. Rule 8
-        lives here: a turn cut short gets ``interrupted`` before its
-        ``turn_complete``; with playback tracking, an answer the driver
+        lives here: the answer's output ends with ``answer_complete``; a
+        turn cut short gets ``interrupted`` after it, and every turn ends
+        with ``turn_complete``. With playback tracking, an answer the driver
         cancelled is cut where the listener stopped hearing it, even if the
         model had just finished (the listener's playback stops at the
         ``interrupted`` marker), and an answer that ended by itself is
-        played before it joins the history.
+        played before it joins the history: its verdict holds only
+        ``answer_complete``, and ``turn_complete`` comes once the playback
+        is over (`playback_finished`, speech over it, a new turn, the end of
+        the input).
         """
         if turn > self.turn or turn < 1:
             raise self._misuse(f"turn {turn} was never triggered (latest: {self.turn})")
@@ -689,10 +707,9 @@ class TurnPolicy:
                 raise self._misuse(f"no generation was running (state {self.state.value})")
             if keep is not Keep.LATER:
                 self._done_turn = turn
-        tag = {"turn": turn}
-        markers = [Part(mimetype=TURN_COMPLETE_MIMETYPE, role="model", metadata=tag)]
-        if interrupted:
-            markers.insert(0, Part(mimetype=INTERRUPTED_MIMETYPE, role="model", metadata=tag))
+        markers = [Part(mimetype=ANSWER_COMPLETE_MIMETYPE, role="model", metadata={"turn": turn})]
+        if keep is not Keep.LATER:
+            markers.extend(emit.part for emit in self._turn_over(turn, cut=interrupted))
         markers.extend(action.part for action in self._shown_change() if isinstance(action, Emit))
         return TurnEnd(keep=keep, markers=tuple(markers))
 
@@ -701,7 +718,7 @@ class TurnPolicy:
         if self.state is State.PLAYING and turn == self.turn:
             self.state = State.LISTENING
             self._done_turn = turn
-            return (FINISH_PLAYBACK, *self._shown_change())
+            return (FINISH_PLAYBACK, *self._turn_over(turn), *self._shown_change())
         return NOTHING
 
     def input_ended(self) -> tuple[Effect, ...]:
@@ -713,7 +730,7 @@ class TurnPolicy:
             actions = (AWAIT,)
         elif self.state is State.PLAYING:
             self._done_turn = self.turn
-            actions = (FINISH_PLAYBACK, *self._shown_change())
+            actions = (FINISH_PLAYBACK, *self._turn_over(self.turn), *self._shown_change())
         policy = self.end_of_input
         answer = policy is EndOfInput.ALWAYS or (
             policy is EndOfInput.IF_UNANSWERED and self.unanswered

@@ -13,6 +13,7 @@ import attrs
 
 from ._errors import ReplayLogError
 from ._parts import (
+    ANSWER_COMPLETE_MIMETYPE,
     END_OF_SPEECH_MIMETYPE,
     END_OF_TURN_KEY,
     FINAL_KEY,
@@ -209,6 +210,7 @@ def audio_seconds(part: Part) -> float:
 _MARKER_NAMES: Final = {
     START_OF_SPEECH_MIMETYPE: "<start of speech>",
     END_OF_SPEECH_MIMETYPE: "<end of speech>",
+    ANSWER_COMPLETE_MIMETYPE: "<answer complete>",
     TURN_COMPLETE_MIMETYPE: "<turn complete>",
     INTERRUPTED_MIMETYPE: "<interrupted>",
 }

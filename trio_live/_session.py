@@ -68,8 +68,9 @@ class LiveSession:
         track_playback: the listener reports how far it heard each answer
             with `report_playback`; an answer then joins the history only as
             far as it was heard, and speech over an answer that is still
-            playing stops it (an ``interrupted`` marker for that turn, which
-            may follow the turn's ``turn_complete``).
+            playing stops it (``interrupted``, then ``turn_complete``, for
+            that turn: a tracked turn's ``turn_complete`` waits for the end
+            of its playback; ``answer_complete`` marks the end of its output).
         min_interruption_duration: seconds speech over an answer must last
             before it interrupts (0, the default: at once).
         min_interruption_words: words speech over an answer must yield

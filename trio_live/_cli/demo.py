@@ -49,9 +49,9 @@ from .. import (
     RollingPrompt,
     TriggerMode,
     TurnModel,
+    is_answer_complete,
     is_audio,
     is_interrupted,
-    is_turn_complete,
     run_chain,
     text_part,
 )
@@ -182,7 +182,7 @@ class Player:
                         self.log.model_part(part)
                         if is_interrupted(part):
                             self._cut(part.metadata.get("turn"))
-                        elif (is_audio(part) and part.role == "model") or is_turn_complete(part):
+                        elif (is_audio(part) and part.role == "model") or is_answer_complete(part):
                             self._queue.append(part)
                             self._wake.set()
                 self._ended = True
@@ -208,7 +208,9 @@ class Player:
                 continue
             part = self._queue.popleft()
             turn = part.metadata.get("turn", 0)
-            if is_turn_complete(part):
+            if is_answer_complete(part):
+                # Its audio has played: the turn is heard (with playback
+                # tracking, its ``turn_complete`` waits for this report).
                 playback.report(turn, playback.heard(turn), finished=True)
                 continue
             started = trio.current_time()

@@ -9,7 +9,8 @@
   comma, a semicolon, a colon or a dash) or its first ``first_words`` words
   go at once, so the reply starts sounding a few tokens after the model
   starts. Turn markers go on the queue
-  too, so a turn's ``turn_complete`` comes out after the turn's audio. Other
+  too, so a turn's ``answer_complete`` (which flushes its last sentence) and
+  ``turn_complete`` come out after the turn's audio. Other
   parts (status, user text, audio) pass through at once.
 * the speaker takes sentences off the queue and runs espeak-ng on each (a
   new process per sentence, about 15 ms here), reads the PCM from its WAV
@@ -41,6 +42,7 @@ from .._parts import (
     Part,
     audio_part,
     error_part,
+    is_answer_complete,
     is_interrupted,
     is_reserved,
     is_text,
@@ -275,7 +277,8 @@ class EspeakTts:
                     self._dropped += 1
                 pending = ""
                 await queue.send(part)
-            elif is_turn_complete(part):
+            elif is_answer_complete(part) or is_turn_complete(part):
+                # The answer's text is all here: speak its last sentence.
                 await queue_sentences(final=True)
                 await queue.send(part)
             else:

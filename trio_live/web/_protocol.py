@@ -39,9 +39,11 @@ from .._parts import (
     audio_rate,
     end_of_speech,
     end_of_turn,
+    is_answer_complete,
     is_audio,
     is_interrupted,
     is_text,
+    is_transcription,
     is_turn_complete,
     start_of_speech,
     text_part,
@@ -393,12 +395,18 @@ def output_events(part: Part, *, counters: Mapping[str, int] = EMPTY_METADATA) -
         return []
     if part.substream:
         return []
+    if is_answer_complete(part):
+        return [event("answer_complete", turn=turn)]
     if is_turn_complete(part):
         return [event("turn_complete", turn=turn)]
     if is_interrupted(part):
         return [event("interrupted", turn=turn)]
-    if part.role == "user" and is_text(part) and FINAL_KEY in part.metadata:
-        final = part.metadata[FINAL_KEY] is True
+    if (
+        part.role == "user"
+        and is_text(part)
+        and (is_transcription(part) or FINAL_KEY in part.metadata)
+    ):
+        final = part.metadata.get(FINAL_KEY) is True
         return [event("transcript", text=part.text, final=final)]
     if part.role != "model":
         return []

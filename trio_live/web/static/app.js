@@ -187,7 +187,8 @@
         render(event.turn);
         break;
       }
-      case "turn_complete": {
+      case "answer_complete":  // no more text or audio: report once it has played
+      case "turn_complete": {  // the turn is over (a server without answer_complete)
         const turn = turnOf(event.turn);
         turn.complete = true;
         finishIfDone(event.turn);
