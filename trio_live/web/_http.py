@@ -8,7 +8,6 @@ trio-websocket for the handshake.
 
 from __future__ import annotations
 
-import contextlib
 import mimetypes
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -81,28 +80,19 @@ async def read_head(stream: trio.abc.ReceiveStream, *, max_bytes: int) -> Reques
 _LINGER_READ = 65536
 
 
-async def close_lingering(
-    stream: trio.abc.Stream,
-    grace: float,
-    *,
-    last_words: bytes = b"",
-    lock: trio.Lock | None = None,
-) -> None:
-    """Close ``stream`` after sending ``last_words``, lingering for at most ``grace`` s.
+async def close_lingering(stream: trio.abc.Stream, grace: float) -> None:
+    """Close ``stream``, lingering for at most ``grace`` seconds first.
 
-    Lingering: the stream is half-closed and whatever the peer still sends
-    is read and dropped until it closes too. Closing a socket while the peer
-    is still sending (the rest of a message too big to read, say) makes the
-    kernel answer with a reset, which can destroy the close frame just sent
-    before the peer reads it: a browser then reports 1006, not 1009. Another
-    task still reading the stream (the websocket library's reader) cuts the
-    lingering short. Cancellation closes the stream at once.
+    The server closes a websocket's socket with it once the websocket
+    library is done with the connection. Lingering: the stream is
+    half-closed and whatever the peer still sends is read and dropped until
+    it closes too. Closing a socket while the peer is still sending (the
+    rest of a message too big to read, say) makes the kernel answer with a
+    reset, which can destroy the close frame just sent before the peer reads
+    it: a browser then reports 1006, not 1009. Cancellation closes at once.
     """
     try:
         with trio.move_on_after(grace):
-            if last_words:
-                async with lock if lock is not None else contextlib.nullcontext():
-                    await stream.send_all(last_words)
             if isinstance(stream, trio.abc.HalfCloseableStream):
                 await stream.send_eof()
                 while await stream.receive_some(_LINGER_READ):
@@ -156,9 +146,17 @@ class PrefixedStream(trio.abc.Stream):
             await trio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
-        """Send `last_words` if any, then close the wrapped stream (`close_lingering`)."""
+        """Send `last_words` if any (bounded in time), then close the wrapped stream."""
         words, self.last_words = self.last_words, b""
-        await close_lingering(self._stream, self._grace, last_words=words, lock=self._send_lock)
+        try:
+            if words:
+                with trio.move_on_after(self._grace):
+                    async with self._send_lock:
+                        await self._stream.send_all(words)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            await self._stream.aclose()
 
     @property
     def socket(self) -> object:

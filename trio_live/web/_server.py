@@ -220,6 +220,7 @@ class WebServer:
         # the reader by the stream being closed at the end. A client that
         # goes away at any point ends only its own connection.
         session = trio.CancelScope()
+        wrapped = PrefixedStream(head.raw, stream, grace=self.config.close_grace)
         async with trio.open_nursery() as watch:
             watch.start_soon(_cancel_when_cancelled, session)
             with trio.CancelScope(shield=True):
@@ -229,10 +230,11 @@ class WebServer:
                             with session:
                                 ws = None
                                 with trio.move_on_at(deadline):
-                                    ws = await self._handshake(transport, stream, head)
+                                    ws = await self._handshake(transport, wrapped)
                                 if ws is not None:
                                     await self._websocket(ws)
                         finally:
+                            # (If the library has not closed it already.)
                             await close_lingering(stream, self.config.close_grace)
                 except BaseExceptionGroup as group:
                     _, rest = group.split(_GONE)
@@ -241,11 +243,10 @@ class WebServer:
             watch.cancel_scope.cancel()
 
     async def _handshake(
-        self, nursery: trio.Nursery, stream: trio.SocketStream, head: RequestHead
+        self, nursery: trio.Nursery, wrapped: PrefixedStream
     ) -> trio_websocket.WebSocketConnection | None:
         """The accepted websocket, or None if the client went away first."""
         # As `trio_websocket.wrap_server_stream`, with our wsproto connection.
-        wrapped = PrefixedStream(head.raw, stream, grace=self.config.close_grace)
         connection = trio_websocket.WebSocketConnection(
             wrapped,
             ServerWSConnection(wrapped),
