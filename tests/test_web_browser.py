@@ -27,7 +27,7 @@ import trio
 import trio_websocket
 from _nginx import needs_nginx, running_nginx, serve_workers
 
-from trio_live import LiveSession
+from trio_live import LiveSession, tool, tool_call
 from trio_live.testing import ScriptedModel
 from trio_live.voice import EspeakTts, VadStage
 from trio_live.voice._stt import SpeechToText
@@ -464,3 +464,42 @@ async def test_barge_in_over_playback_with_the_echo_guard(tmp_path: Path) -> Non
     text = second.lower()
     assert "top" in text or text.partition("wait")[0].strip(" ,.") != "", second
     assert latency < 0.6
+
+
+async def test_page_shows_tool_activity(tmp_path: Path) -> None:
+    # The page says what a tool call of the answer is doing, and how it ended.
+    async def clock() -> str:
+        """What time it is."""
+        await trio.sleep(0.3)
+        return "noon"
+
+    model = ScriptedModel([[tool_call("clock", {})], "It is noon."])
+
+    def factory(config: Config) -> Pipeline:
+        return Pipeline(session=LiveSession(model, tools=[tool(clock)], emit_activity=True))
+
+    server = WebServer(factory, ServerConfig(port=0))
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(server.serve)
+            async with chromium(tmp_path / "profile", ARTIFACTS / "chromium-tools.log") as tools:
+                await tools.call("Page.enable")
+                await tools.call("Runtime.enable")
+                await tools.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+                await until(tools, f"{text_of('connection')}.startsWith('connected')")
+                await tools.evaluate(
+                    "document.getElementById('text').value = 'What time is it?';"
+                    "document.getElementById('typed').requestSubmit()"
+                )
+                shown = "[...document.querySelectorAll('.turn .tool')].map(e => e.textContent)"
+                ended = await until(
+                    tools, f"{shown}.join('|').includes('clock: result') && {shown}"
+                )
+                said = text_of("conversation")
+                answer = await until(tools, f"{said}.includes('It is noon.') && {said}")
+                errors = await tools.evaluate(text_of("errors"))
+            nursery.cancel_scope.cancel()
+    assert ended, "the page never showed the tool's end"
+    assert any(re.fullmatch(r" · clock: result in \d+ ms", line) for line in ended), ended
+    assert answer, "the answer after the tool never came"
+    assert errors == ""

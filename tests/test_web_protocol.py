@@ -23,7 +23,7 @@ from trio_live import (
     transcription,
     turn_complete,
 )
-from trio_live._parts import TURN_STATS_MIMETYPE
+from trio_live._parts import TOOL_STATUS_MIMETYPE, TURN_STATS_MIMETYPE
 from trio_live.web import (
     PROTOCOL_VERSION,
     AudioFrame,
@@ -170,6 +170,15 @@ def test_output_text_and_markers() -> None:
     (item,) = output_events(part)
     assert not item.droppable
     assert item.binary is None
+
+
+def test_tool_activity_becomes_a_tool_event() -> None:
+    started = {"tool": "clock", "id": "c1", "event": "started", "turn": 2}
+    ended = {**started, "event": "ended", "outcome": "result", "seconds": 0.25}
+    assert _events(status_part(started, mimetype=TOOL_STATUS_MIMETYPE)) == [
+        {"type": "tool", **started}
+    ]
+    assert _events(status_part(ended, mimetype=TOOL_STATUS_MIMETYPE)) == [{"type": "tool", **ended}]
 
 
 def test_output_transcripts() -> None:

@@ -33,6 +33,7 @@ from .._parts import (
     ERROR_MIMETYPE,
     FINAL_KEY,
     STATUS_SUBSTREAM,
+    TOOL_STATUS_MIMETYPE,
     TURN_STATS_MIMETYPE,
     Part,
     audio_part,
@@ -392,6 +393,10 @@ def output_events(part: Part, *, counters: Mapping[str, int] = EMPTY_METADATA) -
         if part.mimetype == TURN_STATS_MIMETYPE:
             fields = {k: _clean(v) for k, v in value.items()}
             return [event("metrics", **fields, **counters)]
+        if part.mimetype == TOOL_STATUS_MIMETYPE:
+            # A tool call started or ended: the page says "looking that up...".
+            keys = ("tool", "id", "event", "turn", "outcome", "seconds")
+            return [event("tool", **{k: _clean(value[k]) for k in keys if k in value})]
         return []
     if part.substream:
         return []

@@ -194,6 +194,18 @@
         finishIfDone(event.turn);
         break;
       }
+      case "tool": {  // a tool call of the answer started or ended
+        const turn = turnOf(event.turn);
+        if (!turn.toolEl) {
+          turn.toolEl = document.createElement("span");
+          turn.toolEl.className = "tool";
+          turn.text.after(turn.toolEl);
+        }
+        turn.toolEl.textContent = event.event === "started"
+          ? ` · looking that up (${event.tool})…`
+          : ` · ${event.tool}: ${event.outcome} in ${Math.round((event.seconds || 0) * 1000)} ms`;
+        break;
+      }
       case "metrics": {
         const turn = turns.get(event.turn);
         if (turn && event.time_to_first_output !== null) {
