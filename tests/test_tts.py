@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import pytest
 import trio
+import trio.testing
 
 from trio_live import (
     Part,
@@ -194,6 +195,11 @@ async def test_interrupted_stops_at_once_and_drops_queued_sentences() -> None:
             received: list[Part] = []
             while not any(is_audio(p) for p in received):
                 received.append(await receive_out.receive())
+            # The stage has read every queued text part (their sentences wait
+            # in its own queue): the marker is the next part it reads. (Under
+            # load it used to be still reading text, speaking meanwhile.)
+            while send_in.statistics().current_buffer_used:
+                await trio.testing.wait_all_tasks_blocked()
             await send_in.send(interrupted().with_metadata(turn=1))
             await send_in.send(turn_complete().with_metadata(turn=1))
             await send_in.send(model_text("Next turn.", turn=2))
