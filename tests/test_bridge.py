@@ -18,6 +18,7 @@ import pytest
 import trio
 import trio.testing
 import trio_websocket
+from _fakes import SpeakingRecorder
 
 from trio_live import (
     LiveSession,
@@ -334,20 +335,8 @@ async def test_speech_audio_follows_its_header(tts: bool, autojump_clock: trio.a
 
 
 @attrs.define(eq=False)
-class FakeVad:
+class FakeVad(SpeakingRecorder):
     """Passes everything through and records each value set on ``model_speaking``."""
-
-    history: list[tuple[bool, float]] = attrs.field(factory=list)
-    _speaking: bool = False
-
-    @property
-    def model_speaking(self) -> bool:
-        return self._speaking
-
-    @model_speaking.setter
-    def model_speaking(self, value: bool) -> None:
-        self._speaking = value
-        self.history.append((value, trio.current_time()))
 
     async def run(
         self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]

@@ -6,6 +6,7 @@ import attrs
 import pytest
 import trio
 import trio.testing
+from _fakes import SpeakingRecorder
 
 from trio_live import (
     LiveSession,
@@ -22,22 +23,7 @@ from trio_live import (
 from trio_live.testing import ScriptedModel
 from trio_live.voice import PlaybackTracker
 
-
-@attrs.define(eq=False)
-class Vad:
-    """Records each value set on ``model_speaking``, with the time."""
-
-    history: list[tuple[bool, float]] = attrs.field(factory=list)
-    _speaking: bool = False
-
-    @property
-    def model_speaking(self) -> bool:
-        return self._speaking
-
-    @model_speaking.setter
-    def model_speaking(self, value: bool) -> None:
-        self._speaking = value
-        self.history.append((value, trio.current_time()))
+Vad = SpeakingRecorder
 
 
 @attrs.define(eq=False)
