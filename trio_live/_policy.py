@@ -364,7 +364,8 @@ class TurnPolicy:
             self._user_heard()
             # Rule 19: speech after a pause marked incomplete goes on the turn.
             self._pause_until = None
-            if self._over_answer() and not self.barge_in_at_once:
+            explicit = part.metadata.get("interrupt") is True  # a button, not a voice
+            if self._over_answer() and not self.barge_in_at_once and not explicit:
                 # Rules 15, 16 and 18: the interruption waits (duration,
                 # words); speech that is no interruption leaves nothing
                 # unanswered.
