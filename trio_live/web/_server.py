@@ -96,6 +96,7 @@ class WebServer:
             audio_out_chunks=config.audio_out_chunks,
             control_queue=config.control_queue,
             echo_tail=config.echo_tail,
+            report_timeout=config.report_timeout,
             budgets=config.budgets,
             close_grace=config.close_grace,
             idle_timeout=config.idle_timeout,
