@@ -235,8 +235,9 @@ class WebServer:
                                 if ws is not None:
                                     await self._websocket(ws)
                         finally:
-                            # (If the library has not closed it already.)
-                            await close_lingering(stream, self.config.close_grace)
+                            # (If the library has not closed it already.) Through
+                            # the wrapper: its close frame, if any, goes first.
+                            await close_lingering(wrapped, self.config.close_grace)
                 except BaseExceptionGroup as group:
                     _, rest = group.split(_GONE)
                     if rest is not None:
