@@ -14,8 +14,9 @@ trimming and mixing are done here with numpy, deterministically.)
   user's first words).
 * ``echo_only.wav``: 0.3 s of silence and 4 s of that echo alone (it must
   never start speech under the echo guard).
-* ``backchannel.wav``: the same question, then only "Yeah." over the answer
-  at ``BACKCHANNEL`` seconds, then silence (a headset): with the page's
+* ``backchannel.wav``: silence, then only "Yeah." at ``BACKCHANNEL``
+  seconds, then 1.5 s of silence (a headset; the test types its question, so
+  that the answer plays by then however loaded the machine): with the page's
   "backchannels don't interrupt" switch the answer goes on.
 
 The exact times are written to ``barge_in.txt`` (``name value`` lines).
@@ -36,7 +37,7 @@ HERE = Path(__file__).parent
 RATE = 16000
 QUESTION_AT = 0.5
 BARGE_IN = 10.0
-BACKCHANNEL = 9.0
+BACKCHANNEL = 6.0
 ECHO_FROM = 7.0
 ECHO_TO = 10.4
 ECHO_DB = -12.0
@@ -95,7 +96,6 @@ def main() -> None:
     save("echo_only.wav", alone)
     yeah = speak(AGREEING, 165)
     nodding = np.zeros(round((BACKCHANNEL + len(yeah) / RATE + 1.5) * RATE))
-    place(nodding, question, QUESTION_AT)
     place(nodding, yeah, BACKCHANNEL)
     save("backchannel.wav", nodding)
     lines = {
