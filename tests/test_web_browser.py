@@ -388,12 +388,15 @@ def capture_time(frames: list[dict[str, Any]], at: float, first_sound_at: float)
 async def barge_in_over_playback(tmp_path: Path, *, headset: bool) -> tuple[float, str]:
     """Speak over the playing answer; return (latency in s, the user's second line).
 
-    The latency runs from the capture of the user's first sample of speech to
-    the page receiving ``interrupted``.
+    The clip (``barge_in_late.wav``) speaks the question, then "Stop." 16 s in,
+    over an answer twice the long one (19 s): it still plays then when a loaded
+    machine took seconds to recognize the question. The latency runs from the
+    capture of the user's first sample of speech to the page receiving
+    ``interrupted``.
     """
     recognizer = await trio.to_thread.run_sync(load_recognizer, "auto")
-    model = ScriptedModel([LONG_ANSWER, "All right, I stopped."])
-    microphone = HELLO.parent / "barge_in.wav"
+    model = ScriptedModel([f"{LONG_ANSWER} {LONG_ANSWER}", "All right, I stopped."])
+    microphone = HELLO.parent / "barge_in_late.wav"
 
     def factory(config: Config) -> Pipeline:
         session = LiveSession(model, emit_activity=True, track_playback=True)
@@ -405,7 +408,7 @@ async def barge_in_over_playback(tmp_path: Path, *, headset: bool) -> tuple[floa
 
     server = WebServer(factory, ServerConfig(port=0))
     ARTIFACTS.mkdir(exist_ok=True)
-    with trio.fail_after(90):
+    with trio.fail_after(100):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(server.serve)
             log = ARTIFACTS / f"chromium-barge-in-{'headset' if headset else 'guard'}.log"
@@ -426,7 +429,7 @@ async def barge_in_over_playback(tmp_path: Path, *, headset: bool) -> tuple[floa
                     tools,
                     f"{user_lines}.length > 1 && !{user_lines}[1].classList.contains('partial')"
                     f" && {user_lines}[1].textContent",
-                    40,
+                    60,
                 )
                 frames = await tools.evaluate("sentFrames")
                 received = await tools.evaluate("received")
@@ -437,7 +440,7 @@ async def barge_in_over_playback(tmp_path: Path, *, headset: bool) -> tuple[floa
     times = BARGE_IN_TIMES
     interrupted = [event["t"] for event in received if event["type"] == "interrupted"]
     assert interrupted, f"the answer was never interrupted: {received}"
-    spoke = capture_time(frames, times["barge_in"], times["question_at"])
+    spoke = capture_time(frames, times["late_barge_in"], times["question_at"])
     # The clip's timing assumes the answer plays by then (its echo too).
     playing = min(event["t"] for event in received if event["type"] == "audio")
     heard = [round(event["t"]) for event in received if event["type"] == "transcript"]
