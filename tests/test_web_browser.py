@@ -457,7 +457,7 @@ async def test_barge_in_over_playback_with_a_headset(tmp_path: Path) -> None:
     latency, second = await barge_in_over_playback(tmp_path, headset=True)
     print(f"barge-in over playback, headset: interrupted {latency * 1000:.0f} ms after speech")
     assert "stop" in second.lower(), second
-    # The quicker onset over a playing answer (0.1 s): 214-254 ms measured here.
+    # The quicker onset over a playing answer (0.1 s): 244-278 ms measured here.
     assert latency < 0.45
 
 
