@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from ._actions import EndOfInput, TriggerMode, end_of_input_mode, trigger_mode
-from ._checks import non_negative, one_of
+from ._checks import finite_non_negative, non_negative, one_of
 from ._driver import Driver, is_barge_in
 from ._errors import SessionClosedError
 from ._groups import raise_single
@@ -51,6 +51,11 @@ class LiveSession:
         model: the turn model (see `TurnModel`).
         window: seconds of conversation kept in the prompt (None: all).
         max_parts: the most parts kept in the prompt (None: no cap).
+        audio_wake_interval: a model waiting on its prompt as it grows is
+            woken for new audio at most once per this many seconds (0.1 by
+            default): it then takes every audio part that came meanwhile.
+            Any other part, and the trigger, wake it at once; no audio part
+            waits longer than twice the interval. 0 wakes it for every part.
         trigger: what triggers a turn besides an explicit end-of-turn part.
         wait_for_end_of_speech: hold a final transcription that arrives while
             the user still speaks until the end of speech.
@@ -105,6 +110,7 @@ class LiveSession:
     model: TurnModel
     window: float | None = DEFAULT_WINDOW
     max_parts: int | None = DEFAULT_MAX_PARTS
+    audio_wake_interval: float = attrs.field(default=0.1, validator=finite_non_negative)
     trigger: TriggerMode = attrs.field(
         default=TriggerMode.FINAL_TRANSCRIPTION, converter=trigger_mode
     )
@@ -176,7 +182,11 @@ class LiveSession:
         self._driver = Driver(
             model=self.model if self.recorder is None else self.recorder.wrap(self.model),
             policy=policy,
-            prompt=RollingPrompt(window=self.window, max_parts=self.max_parts),
+            prompt=RollingPrompt(
+                window=self.window,
+                max_parts=self.max_parts,
+                audio_wake_interval=self.audio_wake_interval,
+            ),
             model_errors=self.model_errors,
             emit_stats=self.emit_stats,
             recent_turns=self.recent_turns,
