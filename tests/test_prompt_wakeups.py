@@ -175,3 +175,69 @@ async def test_breaking_out_of_async_for_leaves_the_rest_unread() -> None:
     assert stream.ready() == [text_part("c"), text_part("d")]
     # A second loop over the same stream reads what is left: nothing.
     assert [part async for part in stream] == []
+
+
+# -- the listener's side ---------------------------------------------------------
+
+
+async def test_ready_output_parts_reach_the_listener_without_a_trip_through_the_scheduler(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # A task that counts the scheduler passes it sees: it runs once per pass.
+    passes = 0
+
+    async def ticker() -> None:
+        nonlocal passes
+        while True:
+            await trio.lowlevel.checkpoint()
+            passes += 1
+
+    async def answer(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        await prompt.collect()
+        await output.send(text_part("yes", role="model"))
+
+    seen: list[tuple[int, str]] = []
+    async with LiveSession(answer) as session, trio.open_nursery() as nursery:
+        nursery.start_soon(ticker)
+        await session.send(end_of_turn("well?"))
+        session.close_input()
+        seen.extend([(passes, part.mimetype) async for part in session])
+        nursery.cancel_scope.cancel()
+    # The answer's closing markers came together: one pass for all of them.
+    markers = [at for at, mimetype in seen if mimetype != "text/plain"]
+    assert len(markers) >= 2
+    assert len(set(markers)) == 1
+
+
+async def test_a_flood_of_ready_output_still_lets_other_tasks_run(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    passes = 0
+
+    async def ticker() -> None:
+        nonlocal passes
+        while True:
+            await trio.lowlevel.checkpoint()
+            passes += 1
+
+    async def chatty(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
+        await prompt.collect()
+        for index in range(300):
+            await output.send(text_part(f"{index} ", role="model"))
+
+    async with LiveSession(chatty, output_buffer=400) as session, trio.open_nursery() as nursery:
+        await session.send(end_of_turn("count"))
+        session.close_input()
+        # Let the whole answer pile up in the output before reading it.
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.statistics().turns == 1
+        nursery.start_soon(ticker)
+        await trio.lowlevel.checkpoint()
+        before = passes
+        received = [part async for part in session]
+        during = passes - before
+        nursery.cancel_scope.cancel()
+    assert len([p for p in received if p.mimetype == "text/plain"]) == 300
+    # Over 300 ready parts the listener yielded now and then (once per 64
+    # parts in a row), not after every part.
+    assert 0 < during < 300 // 16
