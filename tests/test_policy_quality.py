@@ -701,3 +701,36 @@ def test_the_demo_switches_the_rules_on() -> None:
     bad = parser.parse_args(["demo", "--min-interruption-duration", "-1"])
     with pytest.raises(UsageError, match="min-interruption-duration"):
         check(bad)
+
+
+def test_the_demo_runs_the_quality_rules_unless_told_not_to() -> None:
+    from trio_live._cli import build_parser
+    from trio_live._cli.demo import QUALITY, _rules_line, session_options, wants_turn_detector
+    from trio_live.voice import smart_turn_available
+
+    parser = build_parser("demo")
+    on = parser.parse_args(["demo"])
+    assert {k: session_options(on)[k] for k in QUALITY} == {
+        "min_interruption_duration": 0.5,
+        "min_interruption_words": 1,
+        "false_interruption_timeout": 1.0,
+    }
+    assert wants_turn_detector(on) == smart_turn_available()
+    assert _rules_line(session_options(on), True) == (
+        "end of turn: Smart Turn v3.2 (a pause it hears unfinished waits); speech over an"
+        " answer cuts it once it lasted 0.5 s, once it said 1 word(s), not if no words came"
+        " in 1.0 s\n"
+    )
+    off = parser.parse_args(["demo", "--no-quality"])
+    plain = session_options(off)
+    assert (plain["min_interruption_duration"], plain["min_interruption_words"]) == (0.0, 0)
+    assert plain["false_interruption_timeout"] is None
+    assert not wants_turn_detector(off)
+    assert TurnPolicy(**{k: plain[k] for k in QUALITY}).barge_in_at_once
+    assert _rules_line(plain, False) == (
+        "end of turn: VAD silence; speech over an answer cuts it at once\n"
+    )
+    # An option given wins over either default.
+    mixed = parser.parse_args(["demo", "--no-quality", "--min-interruption-words", "2"])
+    assert session_options(mixed)["min_interruption_words"] == 2
+    assert wants_turn_detector(parser.parse_args(["demo", "--no-quality", "--turn-detect"]))
