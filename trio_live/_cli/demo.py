@@ -611,6 +611,12 @@ async def _main(args: argparse.Namespace) -> int:
             await aclose()
     write(summary(result.log.timings.values()))
     write(quality_summary(result.log.timings.values(), result.log.overlaps, result.spans))
+    if turn is not None and turn.latencies and not args.fast:
+        # (With --fast the clock is held still while it works: 0 ms.)
+        write(
+            f"Smart Turn: {turn.decisions} decisions, median"
+            f" {np.median(turn.latencies) * 1000:.0f} ms each\n"
+        )
     if args.out:
         write_wav(args.out, result.conversation, DEFAULT_RATE)
         write(f"wrote {args.out} ({duration(result.conversation, DEFAULT_RATE):.1f} s)\n")
