@@ -12,7 +12,9 @@ from trio_live import (
     Part,
     answer_complete,
     audio_part,
+    is_audio,
     is_end_of_speech,
+    is_start_of_speech,
     is_text,
     text_part,
     transcription,
@@ -20,10 +22,12 @@ from trio_live import (
 from trio_live import (
     interrupted as interrupted_part,
 )
-from trio_live._cli._demo_log import DemoLog
+from trio_live._cli._demo_log import DemoLog, quality_summary
 from trio_live._cli.demo import (
+    QUALITY,
     Line,
     Player,
+    _ClockHold,
     add_arguments,
     load_conversation,
     microphone_track,
@@ -35,7 +39,18 @@ from trio_live._errors import ModelError
 from trio_live._model import PromptStream
 from trio_live._prompt import RollingPrompt
 from trio_live.testing import ScriptedModel
-from trio_live.voice import EspeakTts, VadStage, duration, read_wav
+from trio_live.voice import (
+    EspeakTts,
+    TurnDetector,
+    VadStage,
+    duration,
+    read_wav,
+    smart_turn_available,
+)
+
+needs_turn_model = pytest.mark.skipif(
+    not smart_turn_available(), reason="the turn extra (onnxruntime, pipecat-ai weights)"
+)
 
 STORY = (
     "Once upon a time a small cat lived in a quiet house. Every morning she sat by the"
@@ -43,7 +58,10 @@ STORY = (
     " The cat did not move. They looked at each other for a long time. Then the bird"
     " sang a song. The cat listened until the sun went down."
 )
-SCRIPT = ["Paris is the capital of France.", STORY, "Dogs are loyal friends.", "Goodbye!"]
+# The third answer plays for about 4.5 s, under the cough (at 14.5 s).
+DOGS = "Dogs are loyal friends. They love to run, to play and to sleep by the fire."
+FLIGHT = "A flight? Sure, I can help you with that. Where would you like to go?"
+SCRIPT = ["Paris is the capital of France.", STORY, DOGS, FLIGHT, "Booked. Goodbye!"]
 
 
 def words(reply: str) -> list[str]:
@@ -53,9 +71,22 @@ def words(reply: str) -> list[str]:
 
 @attrs.define(eq=False)
 class KnownWords:
-    """Speech to text that knows the script: the line under each end of speech."""
+    """Speech to text that knows the script: the words under each speech.
+
+    Like a streaming recognizer it sends a partial transcription (the first
+    word) once 0.4 s of speech has come, and the final one right after the
+    end of speech. A line with a pause has one speech per piece (the VAD
+    ends speech in the pause): the n-th speech in a line gets its n-th
+    piece. A cough gets no words.
+    """
 
     lines: list[Line]
+    _ends: dict[float, int] = attrs.field(factory=dict)
+    _piece: str | None = None
+    _heard: float | None = None
+
+    def _line(self, at: float) -> Line:
+        return max((x for x in self.lines if x.start < at), key=lambda x: x.start)
 
     async def run(
         self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
@@ -63,10 +94,23 @@ class KnownWords:
         with inbox, outbox:
             async for part in inbox:
                 await outbox.send(part)
-                if is_end_of_speech(part):
-                    at = part.metadata["at"]
-                    line = max((x for x in self.lines if x.start < at), key=lambda x: x.start)
-                    await outbox.send(transcription(line.words, final=True))
+                if is_start_of_speech(part):
+                    line = self._line(part.metadata["at"] + 0.2)
+                    piece = self._ends.get(line.start, 0)
+                    self._piece = line.pieces[piece] if piece < len(line.pieces) else None
+                    self._heard = 0.0
+                elif is_audio(part) and self._heard is not None:
+                    self._heard += duration(part.data, 16000)
+                    if self._heard >= 0.4 and self._piece is not None:
+                        await outbox.send(transcription(self._piece.split()[0], final=False))
+                        self._heard = None
+                elif is_end_of_speech(part):
+                    line = self._line(part.metadata["at"])
+                    piece = self._ends.get(line.start, 0)
+                    self._ends[line.start] = piece + 1
+                    self._heard = None
+                    if piece < len(line.pieces):
+                        await outbox.send(transcription(line.pieces[piece], final=True))
 
 
 @attrs.define(eq=False)
@@ -82,47 +126,72 @@ def _ms(value: float | None) -> float | None:
     return None if value is None else round(value, 6)
 
 
-async def run_once() -> tuple[list[tuple[str, Any]], dict[int, Any], list[Part], str]:
+async def run_once(
+    **options: Any,
+) -> tuple[list[tuple[str, Any]], dict[int, Any], list[Part], str, str]:
     lines = load_conversation()
     model = ScriptedModel([words(reply) for reply in SCRIPT], first_part_delay=0.2, part_delay=0.02)
     printed: list[str] = []
     result = await run_demo(
-        model, KnownWords(lines), tts=SilentTts(), lines=lines, write=printed.append
+        model,
+        KnownWords(lines),
+        tts=SilentTts(),
+        lines=lines,
+        write=printed.append,
+        **options,
     )
     timings = {
         t.turn: (_ms(t.final), _ms(t.first_text), _ms(t.first_audio), t.interrupted)
         for t in result.log.timings.values()
     }
-    return result.log.events, timings, result.history, "".join(printed)
+    report = quality_summary(result.log.timings.values(), result.log.overlaps, result.spans)
+    return result.log.events, timings, result.history, "".join(printed), report
+
+
+def said(events: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return [e for e in events if e[0] in ("heard", "interrupted", "turn complete")]
 
 
 async def test_the_demo_conversation_runs_the_same_way_every_time(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    # The library's rules (the demo's --no-quality): VAD silence ends a turn,
+    # any speech over an answer cuts it at once.
     with trio.fail_after(600):
         first = await run_once()
         second = await run_once()
-    events, timings, history, printed = first
+    events, timings, history, printed, report = first
     assert first[:3] == second[:3]
-    assert [e for e in events if e[0] in ("heard", "interrupted", "turn complete")] == [
+    assert said(events) == [
         ("heard", "Hi there, what is the capital of France?"),
         ("turn complete", 1),
         ("heard", "Tell me a short story about a cat."),
         # The text was all sent, its audio still playing: the turn ends at the cut.
         ("interrupted", 2),
         ("turn complete", 2),
-        ("heard", "Wait, tell me about dogs instead."),
+        ("heard", "Wait, tell me about dogs."),
+        # The cough cuts the answer about dogs.
+        ("interrupted", 3),
         ("turn complete", 3),
-        ("heard", "Thank you, goodbye."),
+        # The pause mid-sentence ends a turn: answered on half a sentence,
+        # then cut by the rest of it.
+        ("heard", "Thank you. Now I need a flight to"),
+        ("interrupted", 4),
         ("turn complete", 4),
+        ("heard", "Paris for tomorrow."),
+        ("turn complete", 5),
     ]
-    assert set(timings) == {1, 2, 3, 4}
+    assert report == (
+        "premature turns (answered before the user's line was over): 1\n"
+        "speech over an answer: 3 (cut it: 2 with words, 1 without words; let it go on: 0)\n"
+    )
+    assert set(timings) == {1, 2, 3, 4, 5}
     for turn, (final, first_text, first_audio, interrupted) in timings.items():
         assert final == 0.0  # KnownWords sends the final right after end of speech
         assert first_text == pytest.approx(0.2, abs=0.05)  # the model's first-part delay
         assert first_audio is not None
         assert first_text <= first_audio < first_text + 0.3  # first sentence complete
-        assert interrupted == (turn == 2)
+        assert interrupted == (turn in (2, 3, 4))
     # Barge-in on what was heard: the story is kept only as far as it played.
     model_texts = [p.text for p in history if p.role == "model" and is_text(p)]
     told = "".join(model_texts)
@@ -132,9 +201,55 @@ async def test_the_demo_conversation_runs_the_same_way_every_time(
     assert "end of speech -> heard 0 ms -> first text 2" in printed
 
 
+@needs_turn_model
+async def test_with_the_quality_rules_the_pause_and_the_cough_change_nothing(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The demo's defaults: Smart Turn hears the sentence unfinished at its
+    # pause (rule 19), and the cough yields no words (rules 15, 16, 18).
+    # Smart Turn runs in a worker thread: the clock is held meanwhile, as
+    # with --fast.
+    hold = _ClockHold([trio.to_thread.current_default_thread_limiter()])
+    detector = TurnDetector()
+    with trio.fail_after(600):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(hold.run)
+            events, _, history, printed, report = await run_once(
+                session_options=QUALITY, turn_detector=detector
+            )
+            nursery.cancel_scope.cancel()
+    assert said(events) == [
+        ("heard", "Hi there, what is the capital of France?"),
+        ("turn complete", 1),
+        ("heard", "Tell me a short story about a cat."),
+        ("interrupted", 2),
+        ("turn complete", 2),
+        ("heard", "Wait, tell me about dogs."),
+        ("turn complete", 3),  # the cough did not cut it
+        ("heard", "Thank you. Now I need a flight to"),
+        ("heard", "Paris for tomorrow."),
+        ("turn complete", 4),  # one turn for the sentence with a pause
+    ]
+    assert report == (
+        "premature turns (answered before the user's line was over): 0\n"
+        "speech over an answer: 2 (cut it: 1 with words, 0 without words; let it go on: 1)\n"
+    )
+    assert detector.decisions == 6  # four lines, the cough, the pause
+    told = [p.text for p in history if p.role == "model" and is_text(p)]
+    assert "".join(told).endswith(FLIGHT)
+    assert DOGS in "".join(told)  # heard whole, over the cough
+    assert "turn 3 interrupted" not in printed
+
+
 def test_microphone_track_places_each_line() -> None:
     lines = load_conversation()
-    assert len(lines) == 4
+    assert [(len(line.pieces), bool(line.words)) for line in lines] == [
+        (1, True),
+        (1, True),
+        (1, True),
+        (0, False),  # the cough
+        (2, True),  # the pause
+    ]
     track = microphone_track(lines, tail=1.0)
     last = lines[-1]
     pcm, _ = read_wav(last.path)

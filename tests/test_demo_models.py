@@ -22,16 +22,26 @@ from trio_live import Part, is_text, run_chain
 from trio_live._cli import main
 from trio_live._cli.demo import load_conversation, microphone_track
 from trio_live.models import model_from_spec
+from trio_live.voice import smart_turn_available
 
 ANSWER = ["Sure", ", happy to help."]
+# Spoken for about 4 s: the third answer is still playing at the cough.
+LONG = ["Sure", ", happy to help.", " Dogs are loyal friends who love to run and to play."]
+SPOKEN = [line for line in load_conversation() if line.pieces]
+needs_turn_model = pytest.mark.skipif(
+    not smart_turn_available(), reason="the turn extra (onnxruntime, pipecat-ai weights)"
+)
 
 
-def demo(capsys: pytest.CaptureFixture[str], dialect: str) -> tuple[list[Any], str]:
-    with server_in_thread([Reply(text=ANSWER)]) as server:
+def demo(capsys: pytest.CaptureFixture[str], dialect: str, *options: str) -> tuple[list[Any], str]:
+    replies = [Reply(text=text) for text in (ANSWER, ANSWER, LONG, LONG, ANSWER)]
+    with server_in_thread(replies) as server:
         url = server.gemini_url if dialect == "gemini" else server.url
         argv = ["demo", "--fast", "--model", url, "--model-name", "m", "--provider", dialect]
-        assert main(argv) == 0
-    return [request.body for request in server.requests], capsys.readouterr().out
+        assert main([*argv, *options]) == 0
+    out = capsys.readouterr().out
+    print(out)  # shown if the test fails
+    return [request.body for request in server.requests], out
 
 
 def audio_seconds(body: Any) -> list[float]:
@@ -45,14 +55,26 @@ def audio_seconds(body: Any) -> list[float]:
     return seconds
 
 
+@needs_turn_model
 def test_demo_on_an_openai_text_model_answers_every_spoken_turn(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    # The demo's defaults: Smart Turn and the interruption rules. The pause
+    # mid-sentence does not split its turn, the cough does not cut the
+    # answer it falls on: one request per spoken line.
     bodies, out = demo(capsys, "openai")
-    assert len(bodies) == 4
+    assert len(bodies) == len(SPOKEN) == 4
     for turn in range(1, 5):
         assert f"turn {turn}: end of speech" in out
     assert out.count("model: Sure, happy to help.") == 4
+    assert "turn 3 interrupted" not in out
+    assert "premature turns (answered before the user's line was over): 0" in out
+    assert "0 without words; let it go on: " in out
+    # The sentence with a pause is one user turn: both transcriptions.
+    last = bodies[3]["messages"][-1]
+    assert last["role"] == "user"
+    assert "flight" in last["content"].lower()
+    assert "paris" in last["content"].lower()
     assert "error" not in out
     sizes = [len(json.dumps(body)) for body in bodies]
     print("openai request sizes per turn:", sizes)
@@ -65,16 +87,21 @@ def test_demo_on_an_openai_text_model_answers_every_spoken_turn(
 def test_demo_on_gemini_sends_the_current_turns_speech_only(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    bodies, out = demo(capsys, "gemini")
-    assert len(bodies) == 4
-    assert out.count("model: Sure, happy to help.") == 4
+    # --no-quality: VAD silence ends each turn, speech over an answer cuts it
+    # at once. The cough cuts the third answer; the pause mid-sentence makes
+    # a premature turn (answered on half the sentence, then cut by the rest).
+    bodies, out = demo(capsys, "gemini", "--no-quality")
+    assert len(bodies) == 5
+    assert "turn 3 interrupted" in out
+    assert "turn 4 interrupted" in out
+    assert "premature turns (answered before the user's line was over): 1" in out
+    assert "1 without words" in out
     sizes = [len(json.dumps(body)) for body in bodies]
     print("gemini request sizes per turn:", sizes)
     assert sizes[3] <= 1.5 * sizes[0]
-    lines = load_conversation()
     from trio_live.voice import duration, read_wav
 
-    for body, line in zip(bodies, lines, strict=True):
+    for body, line in zip(bodies[:3], SPOKEN[:3], strict=True):
         # One clip per request: the line's speech with its pre-roll, no silence.
         [seconds] = audio_seconds(body)
         spoken = duration(read_wav(line.path)[0], 16000)

@@ -26,6 +26,7 @@ from trio_live import (
 )
 from trio_live.policy import (
     BARGE_IN,
+    CANCEL,
     CLOSE_INPUT,
     DEFAULT_BACKCHANNELS,
     TRIGGER,
@@ -295,6 +296,114 @@ async def test_backchannels_through_a_session(autojump_clock: trio.abc.Clock) ->
     assert session.statistics().turns == 1
 
 
+def test_a_backchannel_so_far_holds_the_interruption_that_its_length_would_make() -> None:
+    # Rule 15 alone: long enough speech interrupts, unless its words so far
+    # are only a backchannel; then its next words decide.
+    policy = answering(min_interruption_duration=0.5)
+    assert policy.receive(start_of_speech(), 1.0) == ()
+    mmhm = transcription("mm-hm", final=False)
+    assert policy.receive(mmhm, 1.2) == (Emit(shown(mmhm)),)
+    assert policy.tick(1.5) == ()
+    assert policy.state is State.ANSWERING
+    more = transcription("mm-hm, wait, stop", final=False)
+    assert policy.receive(more, 1.8) == (BARGE_IN, Emit(shown(more)))
+
+
+def test_a_backchannel_so_far_is_no_noise_and_later_words_still_interrupt() -> None:
+    # Rule 18 dismisses speech without words; a backchannel is words, and
+    # the user may go on: the interruption stays pending for its next words.
+    policy = answering(false_interruption_timeout=1.0)
+    policy.receive(start_of_speech(), 1.0)
+    assert policy.deadline == 2.0
+    policy.receive(transcription("yeah", final=False), 1.3)
+    assert policy.deadline is None
+    assert policy.tick(2.0) == ()
+    more = transcription("yeah but stop", final=False)
+    assert policy.receive(more, 2.4) == (BARGE_IN, Emit(shown(more)))
+    # A backchannel alone, to its final transcription: what the user said.
+    policy = answering(false_interruption_timeout=1.0)
+    policy.receive(start_of_speech(), 1.0)
+    policy.receive(transcription("yeah", final=False), 1.3)
+    policy.receive(end_of_speech(), 2.3)
+    final = transcription("Yeah.", final=True)
+    assert policy.receive(final, 2.4) == (Stash(shown(final)), Emit(shown(final)))
+    assert policy.state is State.ANSWERING
+    assert not policy.unanswered
+
+
+async def test_a_long_backchannel_keeps_the_answer_through_a_session(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([LONG], part_delay=1.0)
+    session = LiveSession(model, min_interruption_duration=0.5)
+    timeline: Timeline = [
+        (0.0, end_of_turn("q")),
+        (1.2, start_of_speech()),
+        (1.4, transcription("mm-hm", final=False)),
+        (2.1, end_of_speech()),
+        (2.2, transcription("Mm-hm.", final=True)),
+    ]
+    out = await play_timeline(session, timeline)
+    assert labels(out) == [
+        (0.0, "w0 "),
+        (1.0, "w1 "),
+        (1.4, "mm-hm"),
+        (2.0, "w2 "),
+        (2.2, "Mm-hm."),
+        *[(float(k), word) for k, word in enumerate(LONG) if k >= 3],
+        (9.0, "<done 1>"),
+    ]
+    assert user_and_model(session)[-1] == ("user", "Mm-hm.")
+    assert session.statistics().turns == 1
+
+
+def test_short_speech_whose_final_came_already_leaves_the_next_final_a_turn() -> None:
+    # Rule 15 dismisses speech shorter than the minimum; its final
+    # transcription, when it comes, triggers nothing. When it has come
+    # already (before the end of speech), the next one is a new request.
+    policy = answering(min_interruption_duration=0.5, min_interruption_words=1)
+    policy.receive(start_of_speech(), 1.0)
+    stop = transcription("stop now", final=True)
+    assert policy.receive(stop, 1.2) == (Stash(shown(stop)), Emit(shown(stop)))
+    assert policy.receive(end_of_speech(), 1.3) == ()
+    assert policy.state is State.ANSWERING
+    dogs = transcription("tell me about dogs", final=True)
+    assert policy.receive(dogs, 3.0) == (Stash(shown(dogs)), Emit(shown(dogs)), CANCEL, TRIGGER)
+
+
+async def test_short_speech_with_its_final_then_a_request_through_a_session(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([LONG, ["dogs"]], part_delay=1.0)
+    session = LiveSession(model, min_interruption_duration=0.5, min_interruption_words=1)
+    timeline: Timeline = [
+        (0.0, end_of_turn("q")),
+        (1.2, start_of_speech()),
+        (1.4, transcription("stop now", final=True)),
+        (1.5, end_of_speech()),
+        # A transcription-only source (typed, or a missed start of speech).
+        (3.5, transcription("tell me about dogs", final=True)),
+    ]
+    out = await play_timeline(session, timeline)
+    assert labels(out) == [
+        (0.0, "w0 "),
+        (1.0, "w1 "),
+        (1.4, "stop now"),
+        (2.0, "w2 "),
+        (3.0, "w3 "),
+        (3.5, "tell me about dogs"),
+        (3.5, "<interrupted 1>"),
+        (3.5, "<done 1>"),
+        (3.5, "dogs"),
+        (3.5, "<done 2>"),
+    ]
+    assert user_and_model(session)[-3:] == [
+        ("user", "stop now"),
+        ("user", "tell me about dogs"),
+        ("model", "dogs"),
+    ]
+
+
 # --- rule 18: false interruptions ---------------------------------------------
 
 
@@ -414,6 +523,57 @@ async def test_incomplete_turn_through_a_session(autojump_clock: trio.abc.Clock)
         ("user", "a pizza"),
         ("model", "ok"),
     ]
+
+
+def test_speech_after_a_pause_triggers_with_its_own_final_transcription() -> None:
+    # Rule 19 then rule 10: the final transcription of the speech before the
+    # pause is held; the speech after it ends complete before its own final
+    # comes. The turn waits for that final (one turn with both), or at most
+    # incomplete_turn_timeout.
+    policy = TurnPolicy(incomplete_turn_timeout=2.0)
+    policy.receive(start_of_speech(), 0.0)
+    first = transcription("I need a flight to", final=True)
+    assert policy.receive(end_of_speech().with_metadata(turn_complete=False), 1.0) == ()
+    assert policy.receive(first, 1.1) == (AddToPrompt(shown(first)), Emit(shown(first)))
+    policy.receive(start_of_speech(), 2.0)
+    assert policy.receive(end_of_speech().with_metadata(turn_complete=True), 3.0) == ()
+    assert policy.deadline == 5.0
+    second = transcription("Paris", final=True)
+    assert policy.receive(second, 3.2) == (AddToPrompt(shown(second)), Emit(shown(second)), TRIGGER)
+    assert policy.deadline is None
+    # No final for the speech after the pause: the bound triggers.
+    policy = TurnPolicy(incomplete_turn_timeout=2.0)
+    policy.receive(start_of_speech(), 0.0)
+    policy.receive(end_of_speech().with_metadata(turn_complete=False), 1.0)
+    policy.receive(first, 1.1)
+    policy.receive(start_of_speech(), 2.0)
+    policy.receive(end_of_speech(), 3.0)
+    assert policy.tick(4.99) == ()
+    assert policy.tick(5.0) == (TRIGGER,)
+
+
+async def test_a_paused_sentence_is_one_turn_through_a_session(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel(["booked"])
+    session = LiveSession(model)
+    timeline: Timeline = [
+        (0.0, start_of_speech()),
+        (1.0, end_of_speech().with_metadata(turn_complete=False)),
+        (1.1, transcription("I need a flight to", final=True)),
+        (2.0, start_of_speech()),
+        (3.0, end_of_speech().with_metadata(turn_complete=True)),
+        (3.3, transcription("Paris", final=True)),
+    ]
+    out = await play_timeline(session, timeline)
+    assert labels(out) == [
+        (1.1, "I need a flight to"),
+        (3.3, "Paris"),
+        (3.3, "booked"),
+        (3.3, "<done 1>"),
+    ]
+    assert session.statistics().turns == 1
+    assert [p.text for p in model.prompts[-1]] == ["I need a flight to", "Paris"]
 
 
 # --- rule 20: the idle user ---------------------------------------------------
@@ -541,6 +701,39 @@ def test_the_demo_switches_the_rules_on() -> None:
     bad = parser.parse_args(["demo", "--min-interruption-duration", "-1"])
     with pytest.raises(UsageError, match="min-interruption-duration"):
         check(bad)
+
+
+def test_the_demo_runs_the_quality_rules_unless_told_not_to() -> None:
+    from trio_live._cli import build_parser
+    from trio_live._cli.demo import QUALITY, _rules_line, session_options, wants_turn_detector
+    from trio_live.voice import smart_turn_available
+
+    parser = build_parser("demo")
+    on = parser.parse_args(["demo"])
+    assert {k: session_options(on)[k] for k in QUALITY} == {
+        "min_interruption_duration": 0.5,
+        "min_interruption_words": 1,
+        "false_interruption_timeout": 1.0,
+    }
+    assert wants_turn_detector(on) == smart_turn_available()
+    assert _rules_line(session_options(on), True) == (
+        "end of turn: Smart Turn v3.2 (a pause it hears unfinished waits); speech over an"
+        " answer cuts it once it lasted 0.5 s, once it said 1 word(s), not if no words came"
+        " in 1.0 s\n"
+    )
+    off = parser.parse_args(["demo", "--no-quality"])
+    plain = session_options(off)
+    assert (plain["min_interruption_duration"], plain["min_interruption_words"]) == (0.0, 0)
+    assert plain["false_interruption_timeout"] is None
+    assert not wants_turn_detector(off)
+    assert TurnPolicy(**{k: plain[k] for k in QUALITY}).barge_in_at_once
+    assert _rules_line(plain, False) == (
+        "end of turn: VAD silence; speech over an answer cuts it at once\n"
+    )
+    # An option given wins over either default.
+    mixed = parser.parse_args(["demo", "--no-quality", "--min-interruption-words", "2"])
+    assert session_options(mixed)["min_interruption_words"] == 2
+    assert wants_turn_detector(parser.parse_args(["demo", "--no-quality", "--turn-detect"]))
 
 
 @pytest.mark.parametrize(

@@ -273,7 +273,8 @@ async def test_a_calls_reads_at_one_instant_are_one_line_of_ranges(
     events.append((1.0, end_of_turn("go on")))
     events.append((3.0, end_of_turn("more")))
     model = ScriptedModel([["a", " b"]], first_part_delay=0.25, part_delay=0.5)
-    text, out = await record(events, model=model)
+    # Call 0 reads each chunk as it comes (no coalescing of audio wake-ups).
+    text, out = await record(events, model=model, audio_wake_interval=0.0)
     log = ReplayLog.parse(io.StringIO(text))
     # Every call after the first reads the whole history at its start: one line.
     for call in log.calls[1:]:

@@ -46,8 +46,9 @@ def test_the_demo_recorded_replays_the_same_at_the_session() -> None:
     assert log.header.version == 2
     assert log.options["trigger"] == "final_transcription"
     assert log.options["track_playback"] is True
-    # The whole conversation: four answers, one barged in on, heard as far as played.
-    assert len(log.calls) >= 4
+    # The whole conversation (the library's rules): five answers, three cut (by
+    # speech, the cough, the rest of a paused sentence), heard as far as played.
+    assert len(log.calls) >= 5
     assert any(p.mimetype.endswith("interrupted") for _, p in log.outputs)
     assert log.of_kind("playback")
     assert log.end_at is not None

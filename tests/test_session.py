@@ -467,6 +467,7 @@ async def test_finished_playback_keeps_the_whole_answer(autojump_clock: trio.abc
             await session.receive()
         await session.send(end_of_turn("q3"))
         await session.receive()
+        await trio.testing.wait_all_tasks_blocked()
         assert texts(session.history())[4:] == ["q2", "c", "q3"]
     with pytest.raises(ValueError, match="chars"):
         session.report_playback(1, -1)

@@ -98,3 +98,19 @@ def test_the_weights_are_recorded_bsd_2() -> None:
     assert path.name == "smart-turn-v3.2-cpu.onnx"
     licence = next(Path(path).parents[5].glob("pipecat_ai-1.14.0.dist-info/licenses/LICENSE"))
     assert "BSD 2-Clause" in licence.read_text()
+
+
+def test_the_sparse_filterbank_is_the_filterbank() -> None:
+    # The features sum each mel band over its own FFT bins (no BLAS call).
+    from trio_live.voice._turn_detect import _filterbank, _sparse_filterbank
+
+    bins, weights, starts = _sparse_filterbank()
+    dense = np.zeros_like(_filterbank())
+    ends = [*starts[1:], len(bins)]
+    for band, (begin, end) in enumerate(zip(starts, ends, strict=True)):
+        assert end > begin  # every band has a bin
+        dense[band, bins[begin:end]] = weights[begin:end]
+    assert np.array_equal(dense, _filterbank())
+    power = np.random.default_rng(2).random((801, 201))
+    summed = np.add.reduceat(power[:, bins] * weights, starts, axis=1).T
+    assert np.allclose(summed, _filterbank() @ power.T, rtol=1e-12)

@@ -29,6 +29,7 @@ nursery or cancel scope around its ``yield``).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
 from typing import TypeAlias
@@ -58,6 +59,20 @@ class PromptStream:
         Cancellation while waiting loses nothing: the part stays unread.
         """
         cursor = self._cursor
+        # `Cursor.next` inlined (a model re-reading a long history calls
+        # this once per part).
+        prompt = cursor._prompt
+        if prompt is not None:
+            index = cursor._pos - prompt._base
+            parts = prompt._parts
+            if index < len(parts):
+                cursor._pos += 1
+                return parts[index]
+        else:
+            pos = cursor._pos
+            if pos < cursor._end:  # type: ignore[operator]
+                cursor._pos = pos + 1
+                return cursor._parts[pos - cursor._base]
         part = cursor.next()
         while part is None:
             if cursor.exhausted:
@@ -102,19 +117,31 @@ class PromptStream:
             # One waker slot: a second waiting reader would never be woken.
             raise trio.BusyResourceError("another task is already waiting on this prompt")
         # Park this task until the cursor calls its waker (no Event per
-        # wait: this runs once per part for a model that streams).
+        # wait: this runs once per wake for a model that streams). Audio the
+        # cursor did not wake us for (see `RollingPrompt.audio_wake_interval`)
+        # sets a deadline on this scope: we then wake by ourselves.
         task = trio.lowlevel.current_task()
+        with trio.CancelScope() as scope:
 
-        def wake() -> None:
-            trio.lowlevel.reschedule(task)
+            def wake() -> None:
+                trio.lowlevel.reschedule(task)
 
-        def abort(raise_cancel: object) -> trio.lowlevel.Abort:
-            if cursor.waker is wake:
-                cursor.waker = None
-            return trio.lowlevel.Abort.SUCCEEDED
+            def defer(deadline: float) -> None:
+                scope.deadline = deadline
 
-        cursor.waker = wake
-        await trio.lowlevel.wait_task_rescheduled(abort)
+            def abort(raise_cancel: object) -> trio.lowlevel.Abort:
+                if cursor.waker is wake:
+                    cursor.waker = None
+                    cursor.on_defer = None
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            cursor.waker = wake
+            cursor.on_defer = defer
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        if scope.cancelled_caught:
+            # Woken by the deadline: the audio source has gone quiet.
+            cursor.deferred = False
+            cursor.quiet_until = -math.inf
 
 
 TurnModel: TypeAlias = Callable[[PromptStream, trio.abc.SendChannel[Part]], Awaitable[None]]

@@ -268,6 +268,17 @@ class TurnPolicy:
     _long: bool = attrs.field(init=False, default=False)
     _worded: bool = attrs.field(init=False, default=False)
     _held_trigger: bool = attrs.field(init=False, default=False)
+    # ``_backchannel``: its latest partial transcription was only a
+    # backchannel (no interruption yet, and no noise either); ``_pending_final``:
+    # its final transcription has come.
+    _backchannel: bool = attrs.field(init=False, default=False)
+    _pending_final: bool = attrs.field(init=False, default=False)
+    # Rule 19's continuation: speech after a pause, while a final
+    # transcription is held, has not been transcribed yet (``_awaiting_final``);
+    # ``_final_bound``: `_pause_until` now bounds the wait for that final
+    # (after the speech ended) rather than a pause.
+    _awaiting_final: bool = attrs.field(init=False, default=False)
+    _final_bound: bool = attrs.field(init=False, default=False)
     #: Speech over this turn's answer was dismissed; its final transcription,
     #: when it comes, is what the user said, not a trigger.
     _dismissed_turn: int = attrs.field(init=False, default=0)
@@ -362,8 +373,13 @@ class TurnPolicy:
         if mimetype == START_OF_SPEECH_MIMETYPE:
             self.user_speaking = True
             self._user_heard()
-            # Rule 19: speech after a pause marked incomplete goes on the turn.
+            if self._pause_until is not None and self.trigger_deferred and not self._final_bound:
+                # Rule 19: speech after a pause marked incomplete goes on the
+                # turn; the held final transcription now waits for this
+                # speech's own.
+                self._awaiting_final = self.trigger is TriggerMode.FINAL_TRANSCRIPTION
             self._pause_until = None
+            self._final_bound = False
             explicit = part.metadata.get("interrupt") is True  # a button, not a voice
             if self._over_answer() and not self.barge_in_at_once and not explicit:
                 # Rules 15, 16 and 18: the interruption waits (duration,
@@ -377,8 +393,10 @@ class TurnPolicy:
             self.user_speaking = False
             if self._pending_live():
                 if not self._long:
-                    # Rule 15: speech shorter than the minimum: no interruption.
-                    self._dismiss(final_due=True)
+                    # Rule 15: speech shorter than the minimum: no interruption
+                    # (its final transcription, unless it came already, is
+                    # what the user said).
+                    self._dismiss(final_due=not self._pending_final)
                 elif self.trigger is TriggerMode.END_OF_SPEECH:
                     # Long enough; its words decide (its trigger waits with it).
                     self._held_trigger = True
@@ -390,6 +408,13 @@ class TurnPolicy:
                 # Rule 19: the end-of-turn detector heard an unfinished turn:
                 # a pause; the turn ends if no speech follows in time.
                 self._pause_until = now + self.incomplete_turn_timeout
+                return NOTHING
+            if self._awaiting_final and self.trigger_deferred:
+                # Rule 19: the speech after the pause is over, its words not
+                # yet known: its final transcription triggers the turn (or,
+                # if none comes, the bound does), not this end of speech.
+                self._pause_until = now + self.incomplete_turn_timeout
+                self._final_bound = True
                 return NOTHING
             # Rule 4 (and rule 10's release of a held final transcription).
             if self.trigger is TriggerMode.END_OF_SPEECH or self.trigger_deferred:
@@ -433,12 +458,29 @@ class TurnPolicy:
         )
         text = part.text if isinstance(part.content, str) else ""
         if not is_final_transcription(part):
-            if self._pending_live() and not self._worded and self._says_enough(text):
+            if not self._pending_live():
+                return (shown,)
+            if self._is_backchannel(text):
+                # Rule 17: so far a backchannel: no interruption yet, and no
+                # noise either (rule 18's bound no longer applies); more words
+                # or the final transcription decide.
+                self._backchannel = True
+                self._dismiss_at = None
+                return (shown,)
+            if self._says_enough(text):
                 # Rule 16: the words came while the user still speaks.
+                self._backchannel = False
                 self._worded = True
                 return (*self._confirm(), shown)
+            self._backchannel = False
             return (shown,)
         self._user_heard()
+        if self._awaiting_final:
+            # Rule 19: the continuation's words have come (see receive).
+            self._awaiting_final = False
+            if self._final_bound:
+                self._final_bound = False
+                self._pause_until = None
         backchannel = self._is_backchannel(text)
         over_answer = self._over_answer()
         if not (backchannel and over_answer):
@@ -446,6 +488,8 @@ class TurnPolicy:
         said = self._user_input(shown.part)
         if over_answer:
             if self._pending_live():
+                self._pending_final = True
+                self._backchannel = False
                 if not self._says_enough(text):
                     # Rules 16 and 17: too few words, or a backchannel: what
                     # the user said, over the answer, which goes on.
@@ -521,6 +565,8 @@ class TurnPolicy:
         self._long = self.min_interruption_duration == 0
         self._worded = self._words_needed == 0
         self._held_trigger = False
+        self._backchannel = False
+        self._pending_final = False
         self._long_at = None if self._long else now + self.min_interruption_duration
         timeout = self.false_interruption_timeout
         self._dismiss_at = None if timeout is None else now + timeout
@@ -529,7 +575,7 @@ class TurnPolicy:
     def _confirm(self) -> tuple[Effect, ...]:
         # A pending interruption that has met its conditions interrupts; the
         # trigger it held fires (at the end of speech, if the user speaks).
-        if not (self._long and self._worded):
+        if not (self._long and self._worded) or self._backchannel:
             return NOTHING
         held = self._held_trigger
         effects = self._interrupt()
@@ -607,6 +653,7 @@ class TurnPolicy:
         self.trigger_deferred = False
         self._held_until = None
         self._pause_until = None
+        self._awaiting_final = self._final_bound = False
         self._idle_at = None
         self._end_pending()
         self._dismissed_turn = 0
@@ -743,6 +790,7 @@ class TurnPolicy:
         else:
             actions = (*actions, DROP_PENDING)
         self._held_until = self._pause_until = self._idle_at = None
+        self._awaiting_final = self._final_bound = False
         self._end_pending()
         self.state = State.CLOSING
         return actions

@@ -26,6 +26,7 @@ Invariants:
 from __future__ import annotations
 
 import collections
+import math
 from array import array
 from collections.abc import Callable
 
@@ -55,6 +56,13 @@ class Cursor:
     waker: Callable[[], None] | None = None
     #: False: the waker is called only when the prompt is finalized.
     wake_on_add: bool = True
+    #: Called (at most once per wait) with the latest time a reader waiting
+    #: on audio it was not woken for should wake up by itself.
+    on_defer: Callable[[float], None] | None = None
+    #: Until when new audio does not wake the reader (see `RollingPrompt`).
+    quiet_until: float = -math.inf
+    #: True while audio was added that the waiting reader was not woken for.
+    deferred: bool = False
 
     @property
     def position(self) -> int:
@@ -127,6 +135,8 @@ class Cursor:
         waker = self.waker
         if waker is not None:
             self.waker = None
+            self.on_defer = None
+            self.deferred = False
             waker()
 
 
@@ -140,6 +150,11 @@ def _check_max_parts(instance: RollingPrompt, attribute: object, value: int | No
         raise ValueError(f"max_parts must be >= 1 or None, got {value!r}")
 
 
+def _check_interval(instance: RollingPrompt, attribute: object, value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"audio_wake_interval must be >= 0, got {value!r}")
+
+
 @attrs.define(eq=False)
 class RollingPrompt:
     """The conversation history, the stash, and the open (pending) prompt.
@@ -149,10 +164,18 @@ class RollingPrompt:
             its newest part is older than this. None keeps everything.
         max_parts: the most parts to keep; whole exchanges are dropped, oldest
             first, to stay under it. None means no cap.
+        audio_wake_interval: a reader waiting on the open prompt is woken
+            for new audio at most once per this many seconds; audio added in
+            between waits for the next wake, which comes with the next part
+            that is not audio, the next audio after the interval, the
+            finalize, or at the latest (through the cursor's ``on_defer``)
+            one more interval later. Any other part wakes it at once. 0
+            wakes it for every part.
     """
 
     window: float | None = attrs.field(default=DEFAULT_WINDOW, validator=_check_window)
     max_parts: int | None = attrs.field(default=DEFAULT_MAX_PARTS, validator=_check_max_parts)
+    audio_wake_interval: float = attrs.field(default=0.0, validator=_check_interval)
     _parts: list[Part] = attrs.field(init=False, factory=list)
     _times: array[float] = attrs.field(init=False, factory=lambda: array("d"))
     _base: int = attrs.field(init=False, default=0)
@@ -183,7 +206,17 @@ class RollingPrompt:
             self._compact()
         cursor = self._cursor
         if cursor.waker is not None and cursor.wake_on_add:
-            cursor._wake()
+            # (Within a microsecond of the end of the rest counts as after
+            # it: a clock's sums of frame times are not exact.)
+            if now < cursor.quiet_until - 1e-6 and part.mimetype.startswith("audio/"):
+                # Coalesced: the reader takes it with the next wake.
+                if not cursor.deferred:
+                    cursor.deferred = True
+                    if cursor.on_defer is not None:
+                        cursor.on_defer(cursor.quiet_until + self.audio_wake_interval)
+            else:
+                cursor.quiet_until = now + self.audio_wake_interval
+                cursor._wake()
 
     def stash(self, part: Part) -> None:
         """Keep ``part`` aside until `apply_stash` (used while the model answers)."""

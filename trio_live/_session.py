@@ -19,7 +19,7 @@ import attrs
 import trio
 
 from ._actions import EndOfInput, TriggerMode, end_of_input_mode, trigger_mode
-from ._checks import non_negative, one_of
+from ._checks import finite_non_negative, non_negative, one_of
 from ._driver import Driver, is_barge_in
 from ._errors import SessionClosedError
 from ._groups import raise_single
@@ -30,6 +30,9 @@ from ._prompt import DEFAULT_MAX_PARTS, DEFAULT_WINDOW, RollingPrompt
 from ._record import Recorder
 from ._stats import SessionStatistics
 from ._tools import Tool, ToolError, check_tools
+
+# How many ready output parts `LiveSession.receive` hands out before it yields.
+_OUTPUT_BATCH = 64
 
 #: The options `LiveSession.update_policy` may change during a conversation.
 POLICY_UPDATES: Final = frozenset(
@@ -63,6 +66,11 @@ class LiveSession:
         model: the turn model (see `TurnModel`).
         window: seconds of conversation kept in the prompt (None: all).
         max_parts: the most parts kept in the prompt (None: no cap).
+        audio_wake_interval: a model waiting on its prompt as it grows is
+            woken for new audio at most once per this many seconds (0.1 by
+            default): it then takes every audio part that came meanwhile.
+            Any other part, and the trigger, wake it at once; no audio part
+            waits longer than twice the interval. 0 wakes it for every part.
         trigger: what triggers a turn besides an explicit end-of-turn part.
         wait_for_end_of_speech: hold a final transcription that arrives while
             the user still speaks until the end of speech.
@@ -117,6 +125,7 @@ class LiveSession:
     model: TurnModel
     window: float | None = DEFAULT_WINDOW
     max_parts: int | None = DEFAULT_MAX_PARTS
+    audio_wake_interval: float = attrs.field(default=0.1, validator=finite_non_negative)
     trigger: TriggerMode = attrs.field(
         default=TriggerMode.FINAL_TRANSCRIPTION, converter=trigger_mode
     )
@@ -158,6 +167,8 @@ class LiveSession:
     _send_in: trio.MemorySendChannel[Part] | None = attrs.field(init=False, default=None)
     _receive_out: trio.MemoryReceiveChannel[Part] | None = attrs.field(init=False, default=None)
     _stack: contextlib.AsyncExitStack | None = attrs.field(init=False, default=None)
+    #: Output parts taken in a row without a schedule point (see `receive`).
+    _ready_streak: int = attrs.field(init=False, default=0)
 
     def __attrs_post_init__(self) -> None:
         tools = self.tools
@@ -188,7 +199,11 @@ class LiveSession:
         self._driver = Driver(
             model=self.model if self.recorder is None else self.recorder.wrap(self.model),
             policy=policy,
-            prompt=RollingPrompt(window=self.window, max_parts=self.max_parts),
+            prompt=RollingPrompt(
+                window=self.window,
+                max_parts=self.max_parts,
+                audio_wake_interval=self.audio_wake_interval,
+            ),
             model_errors=self.model_errors,
             emit_stats=self.emit_stats,
             recent_turns=self.recent_turns,
@@ -456,12 +471,31 @@ class LiveSession:
     async def receive(self) -> Part:
         """The next output part; raises `trio.EndOfChannel` once the session ended.
 
+        A part that is already waiting is returned at once: this is always
+        a cancel point, but a schedule point only once per 64 such parts in
+        a row (a turn's closing markers reach the listener together).
+
         If cancelled, no part was taken.
         """
         receive_out = self._receive_out
         if receive_out is None:
             raise RuntimeError("use 'async with LiveSession(...)' before receiving")
-        part = await receive_out.receive()
+        # A part that is already there is taken without a trip through the
+        # scheduler (the closing markers of a turn come three at once), but
+        # with a cancel point, and with a full checkpoint at least once per
+        # batch, so a listener never starves the other tasks.
+        await trio.lowlevel.checkpoint_if_cancelled()
+        part: Part | None = None
+        if self._ready_streak < _OUTPUT_BATCH:
+            try:
+                part = receive_out.receive_nowait()
+            except trio.WouldBlock:
+                part = None
+        if part is None:
+            self._ready_streak = 0
+            part = await receive_out.receive()
+        else:
+            self._ready_streak += 1
         if self.recorder is not None:
             self.recorder.output(part)
         return part

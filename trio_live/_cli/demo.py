@@ -76,12 +76,27 @@ from ..voice import (
 )
 from ._checks import UsageError, check_folder, check_model, check_stt, check_writable
 from ._defaults import voice_model
-from ._demo_log import DemoLog, summary, write_stdout
+from ._demo_log import DemoLog, quality_summary, summary, write_stdout
 
 #: Where the bundled conversation lives, in a source checkout.
 CONVERSATION_DIR = Path(__file__).resolve().parents[2] / "examples" / "conversation"
 #: Seconds of microphone silence after the last line (time for the answer).
 TAIL = 8.0
+#: The interruption rules the demo runs with by default (README rules 15, 16
+#: and 18): speech over the answer cuts it once it has lasted 0.5 s and
+#: yielded a word that is no backchannel; speech without words for 1 s (a
+#: cough) lets it go on.
+QUALITY: Mapping[str, Any] = {
+    "min_interruption_duration": 0.5,
+    "min_interruption_words": 1,
+    "false_interruption_timeout": 1.0,
+}
+#: ``--no-quality``: the library's defaults (rule 3, barge-in at once).
+PLAIN: Mapping[str, Any] = {
+    "min_interruption_duration": 0.0,
+    "min_interruption_words": 0,
+    "false_interruption_timeout": None,
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -91,23 +106,43 @@ class Line:
     Attributes:
         start: when it starts on the microphone track, in seconds.
         path: its WAV file.
-        words: what it says.
+        words: what it says ("" for a noise, such as a cough).
+        pieces: the words between its pauses (one piece without a pause,
+            none for a noise).
     """
 
     start: float
     path: Path
     words: str
+    pieces: tuple[str, ...] = ()
 
 
 def load_conversation(directory: Path = CONVERSATION_DIR) -> list[Line]:
-    """The lines listed in ``directory/conversation.txt``, in order."""
+    """The lines listed in ``directory/conversation.txt``, in order.
+
+    In a line's words ``...`` is a pause mid-sentence, and ``-`` alone says
+    the file holds a noise (a cough) with no words.
+    """
     lines = []
     for text in (directory / "conversation.txt").read_text().splitlines():
         if not text.strip() or text.lstrip().startswith("#"):
             continue
-        start, name, words = text.split(maxsplit=2)
-        lines.append(Line(start=float(start), path=directory / name, words=words))
+        start, name, said = text.split(maxsplit=2)
+        pieces = () if said == "-" else tuple(p.strip() for p in said.split("...") if p.strip())
+        lines.append(
+            Line(start=float(start), path=directory / name, words=" ".join(pieces), pieces=pieces)
+        )
     return lines
+
+
+def spoken_spans(lines: Sequence[Line]) -> list[tuple[float, float]]:
+    """Where each line with words starts and ends on the microphone track, in seconds."""
+    spans = []
+    for line in lines:
+        if line.pieces:
+            pcm, _ = read_wav(line.path)
+            spans.append((line.start, line.start + duration(pcm, DEFAULT_RATE)))
+    return spans
 
 
 def microphone_track(lines: Sequence[Line], *, tail: float = TAIL) -> bytes:
@@ -246,6 +281,8 @@ class DemoResult:
     log: DemoLog
     history: list[Part]
     conversation: bytes
+    #: Where each spoken line starts and ends (see `spoken_spans`).
+    spans: list[tuple[float, float]] = attrs.field(factory=list)
 
 
 async def run_demo(
@@ -306,7 +343,12 @@ async def run_demo(
         )
         nursery.start_soon(player.run, receive_out)
     log.line("conversation over")
-    return DemoResult(log=log, history=session.history(), conversation=mix(track, player.played))
+    return DemoResult(
+        log=log,
+        history=session.history(),
+        conversation=mix(track, player.played),
+        spans=spoken_spans(lines),
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -326,15 +368,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--stt", default="auto", help="speech to text: auto, moonshine or pocketsphinx"
     )
     parser.add_argument("--conversation", metavar="DIR", help="another recorded conversation")
-    quality = parser.add_argument_group("conversation quality (README rules 15-20)")
+    quality = parser.add_argument_group(
+        "conversation quality (README rules 15-20; on by default, --no-quality: all off)"
+    )
+    quality.add_argument(
+        "--quality",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the demo's defaults for the options below (--no-quality: the library's)",
+    )
     quality.add_argument(
         "--turn-detect",
         action="store_true",
-        help="semantic end of turn with Smart Turn v3.2 (needs the turn extra)",
+        default=None,
+        help="semantic end of turn with Smart Turn v3.2 (needs the turn extra;"
+        " with --quality on whenever it is installed)",
     )
-    quality.add_argument("--min-interruption-duration", type=float, metavar="S", default=0.0)
-    quality.add_argument("--min-interruption-words", type=int, metavar="N", default=0)
-    quality.add_argument("--false-interruption-timeout", type=float, metavar="S")
+    quality.add_argument(
+        "--min-interruption-duration",
+        type=float,
+        metavar="S",
+        help=f"default {QUALITY['min_interruption_duration']} (--no-quality: 0)",
+    )
+    quality.add_argument(
+        "--min-interruption-words",
+        type=int,
+        metavar="N",
+        help=f"default {QUALITY['min_interruption_words']} (--no-quality: 0)",
+    )
+    quality.add_argument(
+        "--false-interruption-timeout",
+        type=float,
+        metavar="S",
+        help=f"default {QUALITY['false_interruption_timeout']} (--no-quality: none)",
+    )
     quality.add_argument("--user-idle-timeout", type=float, metavar="S")
     quality.add_argument("--user-idle-prompt", metavar="TEXT")
     quality.add_argument(
@@ -344,14 +411,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def session_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The conversation-rule options of the demo's `LiveSession`."""
+    """The conversation-rule options of the demo's `LiveSession`.
+
+    Each interruption option not given on the command line is the demo's
+    (`QUALITY`), or with ``--no-quality`` the library's default (rule 3:
+    any speech over the answer cuts it at once).
+    """
+    defaults = QUALITY if getattr(args, "quality", True) else PLAIN
+    options = {}
+    for name, default in defaults.items():
+        value = getattr(args, name, None)
+        options[name] = default if value is None else value
     return {
-        "min_interruption_duration": getattr(args, "min_interruption_duration", 0.0),
-        "min_interruption_words": getattr(args, "min_interruption_words", 0),
-        "false_interruption_timeout": getattr(args, "false_interruption_timeout", None),
+        **options,
         "user_idle_timeout": getattr(args, "user_idle_timeout", None),
         "user_idle_prompt": getattr(args, "user_idle_prompt", None),
     }
+
+
+def wants_turn_detector(args: argparse.Namespace) -> bool:
+    """True if the demo runs `TurnDetector`: ``--turn-detect``, or ``--quality`` and installed."""
+    explicit = getattr(args, "turn_detect", None)
+    if explicit is not None:
+        return bool(explicit)
+    return getattr(args, "quality", True) and smart_turn_available()
 
 
 def check(args: argparse.Namespace) -> None:
@@ -373,10 +456,24 @@ def check(args: argparse.Namespace) -> None:
         LiveSession(_no_model, **session_options(args))
     except ValueError as error:
         raise UsageError(str(error).replace("_", "-")) from None
-    if getattr(args, "turn_detect", False) and not smart_turn_available():
+    if getattr(args, "turn_detect", None) and not smart_turn_available():
         raise UsageError("--turn-detect needs the turn extra: see .ci/setup.d/35-turn.sh")
     if getattr(args, "tts", "espeak") == "piper" and not piper_available():
         raise UsageError("--tts piper needs the piper extra: pip install 'trio-live[piper]'")
+
+
+def _rules_line(options: Mapping[str, Any], turn_detect: bool) -> str:
+    """The conversation rules in effect, one line."""
+    end = "Smart Turn v3.2 (a pause it hears unfinished waits)" if turn_detect else "VAD silence"
+    rules = []
+    if options["min_interruption_duration"]:
+        rules.append(f"once it lasted {options['min_interruption_duration']} s")
+    if options["min_interruption_words"]:
+        rules.append(f"once it said {options['min_interruption_words']} word(s)")
+    if options["false_interruption_timeout"] is not None:
+        rules.append(f"not if no words came in {options['false_interruption_timeout']} s")
+    cut = ", ".join(rules) if rules else "at once"
+    return f"end of turn: {end}; speech over an answer cuts it {cut}\n"
 
 
 async def _no_model(prompt: Any, output: Any) -> None:
@@ -486,7 +583,8 @@ async def _main(args: argparse.Namespace) -> int:
     model, stt = await prepare(args)
     directory = Path(args.conversation) if args.conversation else CONVERSATION_DIR
     tts: EspeakTts = PiperTts() if getattr(args, "tts", "espeak") == "piper" else EspeakTts()
-    turn = TurnDetector() if getattr(args, "turn_detect", False) else None
+    turn = TurnDetector() if wants_turn_detector(args) else None
+    write(_rules_line(session_options(args), turn is not None))
     try:
         async with trio.open_nursery() as nursery:
             if args.fast:
@@ -512,6 +610,13 @@ async def _main(args: argparse.Namespace) -> int:
         if aclose is not None:
             await aclose()
     write(summary(result.log.timings.values()))
+    write(quality_summary(result.log.timings.values(), result.log.overlaps, result.spans))
+    if turn is not None and turn.latencies and not args.fast:
+        # (With --fast the clock is held still while it works: 0 ms.)
+        write(
+            f"Smart Turn: {turn.decisions} decisions, median"
+            f" {np.median(turn.latencies) * 1000:.0f} ms each\n"
+        )
     if args.out:
         write_wav(args.out, result.conversation, DEFAULT_RATE)
         write(f"wrote {args.out} ({duration(result.conversation, DEFAULT_RATE):.1f} s)\n")
