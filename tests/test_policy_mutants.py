@@ -250,3 +250,90 @@ def test_misuse_of_generation_ended_says_what_was_wrong() -> None:
     policy.generation_ended(1)
     with pytest.raises(PolicyError, match=r"no generation was running \(state listening\)"):
         policy.generation_ended(1)
+
+
+# --- found by re-running the mutants that timed out on a loaded machine ------
+
+
+def test_an_infinite_pause_bound_is_refused() -> None:
+    with pytest.raises(ValueError, match="incomplete_turn_timeout must be a number of seconds > 0"):
+        TurnPolicy(incomplete_turn_timeout=math.inf)
+
+
+def test_a_transcription_without_text_counts_no_words() -> None:
+    # Bytes content (a recognizer's raw output) has no text: no words.
+    policy = answering(min_interruption_words=1)
+    policy.receive(start_of_speech(), 1.0)
+    policy.receive(end_of_speech(), 1.3)
+    raw = transcription("", final=True).replace(content=b"\x00")
+    actions = policy.receive(raw, 1.4)
+    assert BARGE_IN not in actions
+    assert policy.state is State.ANSWERING
+
+
+def test_too_few_words_over_an_answer_are_left_unanswered() -> None:
+    policy = answering(min_interruption_words=3)
+    policy.receive(start_of_speech(), 1.0)
+    policy.receive(end_of_speech(), 1.3)
+    policy.receive(transcription("what now", final=True), 1.4)
+    assert policy.unanswered is True
+    policy.generation_ended(1)
+    assert TRIGGER in policy.input_ended()
+
+
+def test_the_words_of_a_dismissed_speech_end_the_dismissal() -> None:
+    policy = answering(false_interruption_timeout=1.0)
+    policy.receive(start_of_speech(), 1.0)
+    assert policy.tick(2.0) == ()  # no words in time: no interruption
+    assert policy.receive(end_of_speech(), 2.5) == ()
+    late = shown("hm what", final=True)
+    assert policy.receive(transcription("hm what", final=True), 2.6) == (Stash(late), Emit(late))
+    # A later final transcription (no start of speech) is judged afresh.
+    actions = policy.receive(transcription("tell me more please", final=True), 3.0)
+    assert actions[-2:] == (CANCEL, TRIGGER)
+
+
+def test_speech_that_began_over_a_finished_answer_is_a_turn() -> None:
+    policy = answering(min_interruption_duration=0.5, trigger=TriggerMode.END_OF_SPEECH)
+    assert policy.receive(start_of_speech(), 1.0) == ()
+    policy.generation_ended(1)  # the answer ends while the user speaks
+    assert policy.receive(end_of_speech(), 1.2) == (TRIGGER,)
+
+
+def test_no_idle_timer_before_the_first_answer() -> None:
+    policy = TurnPolicy(user_idle_timeout=5.0)
+    assert policy.deadline is None
+    assert policy.tick(100.0) == ()
+
+
+def test_the_last_idle_retry_is_armed_after_the_prompted_answer() -> None:
+    policy = answering(user_idle_timeout=2.0, user_idle_prompt="Are you there?")
+    policy.generation_ended(1)
+    policy.tick(1.0)
+    assert TRIGGER in policy.tick(3.0)  # the first idle event prompts turn 2
+    policy.generation_ended(2)
+    assert policy.deadline == -math.inf
+    policy.tick(4.0)
+    (report,) = policy.tick(6.0)
+    assert isinstance(report, Emit)
+    assert json.loads(report.part.text)["gave_up"] is True
+
+
+def test_a_pause_that_ends_without_a_trigger_leaves_no_deadline() -> None:
+    policy = TurnPolicy()  # final-transcription mode: the pause's end triggers nothing
+    policy.receive(start_of_speech(), 0.0)
+    assert policy.receive(end_of_speech().with_metadata(turn_complete=False), 1.0) == ()
+    assert policy.deadline == 3.0
+    assert policy.tick(3.0) == ()
+    assert policy.deadline is None
+
+
+def test_playback_finished_only_ends_a_playing_turn() -> None:
+    policy = answering(track_playback=True)
+    assert policy.playback_finished(1) == ()  # still generating
+    assert policy.state is State.ANSWERING
+    policy.generation_ended(1)
+    actions = policy.playback_finished(1)
+    assert actions[0] is FINISH_PLAYBACK
+    assert marker_turns(actions) == [("turn-complete", 1)]
+    assert policy.state is State.LISTENING
