@@ -331,7 +331,7 @@ def test_a_pause_that_ends_without_a_trigger_leaves_no_deadline() -> None:
 def test_playback_finished_only_ends_a_playing_turn() -> None:
     policy = answering(track_playback=True)
     assert policy.playback_finished(1) == ()  # still generating
-    assert policy.state is State.ANSWERING
+    assert policy.state.value == "answering"
     policy.generation_ended(1)
     actions = policy.playback_finished(1)
     assert actions[0] is FINISH_PLAYBACK
