@@ -43,7 +43,7 @@ async def record_demo() -> str:
 def test_the_demo_recorded_replays_the_same_at_the_session() -> None:
     text = trio.run(record_demo, clock=trio.testing.MockClock(autojump_threshold=0))
     log = ReplayLog.parse(io.StringIO(text))
-    assert log.header.version == 2
+    assert log.header.version == 3
     assert log.options["trigger"] == "final_transcription"
     assert log.options["track_playback"] is True
     # The whole conversation: four answers, one barged in on, heard as far as played.

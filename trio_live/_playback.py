@@ -159,3 +159,7 @@ class PlaybackTracker:
     def _set(self, value: bool) -> None:
         for stage in self._targets:
             stage.model_speaking = value
+        # A replay of the whole voice pipeline sets the guard as it was.
+        recorder = self.session.recorder
+        if recorder is not None:
+            recorder.echo_guard(value)

@@ -122,6 +122,21 @@ class ReplayLog:
         return [(e.at, e.part) for e in self.events if e.kind == "output" and e.part is not None]
 
     @property
+    def microphone(self) -> list[tuple[float, Part]]:
+        """Each raw microphone chunk (before the voice stages) with its time (version 3)."""
+        return [(e.at, e.part) for e in self.events if e.kind == "mic" and e.part is not None]
+
+    @property
+    def microphone_end_at(self) -> float | None:
+        """When the microphone input ended (None if the log does not say)."""
+        return next((e.at for e in self.events if e.kind == "mic_end"), None)
+
+    @property
+    def echo_guard(self) -> list[tuple[float, bool]]:
+        """Each change of the echo guard: its time and its new state."""
+        return [(e.at, bool(e.on)) for e in self.events if e.kind == "echo_guard"]
+
+    @property
     def input_end_at(self) -> float | None:
         """When the input ended (None if the log does not say)."""
         return next((e.at for e in self.events if e.kind == "input_end"), None)
@@ -192,6 +207,8 @@ class ReplayLog:
                         f"{', finished' if event.finished else ''}>",
                     )
                 )
+            elif event.kind == "echo_guard":
+                rows.append((event.at, "voice", f"<echo guard {'on' if event.on else 'off'}>"))
             elif event.kind == "call_end" and event.outcome == "error" and event.error:
                 rows.append((event.at, "model", f"<error {event.error[0]}: {event.error[1]}>"))
         flush()

@@ -235,8 +235,14 @@ class LiveSession:
         if self._started:
             raise RuntimeError("a LiveSession runs only once")
         self._started = True
-        with contextlib.nullcontext() if self.recorder is None else self.recorder.session(self):
+        recorder = self.recorder
+        if recorder is None:
             await self._driver.run(inbox, outbox, task_status=task_status)
+            return
+        # The session logs what it outputs itself, as a stage and in
+        # ``async with`` alike.
+        with recorder.session(self):
+            await self._driver.run(inbox, recorder.outbox(outbox), task_status=task_status)
 
     def report_playback(self, turn: int, chars: int, *, finished: bool = False) -> None:
         """Say how much of turn ``turn``'s answer the listener has heard.
@@ -421,10 +427,7 @@ class LiveSession:
         receive_out = self._receive_out
         if receive_out is None:
             raise RuntimeError("use 'async with LiveSession(...)' before receiving")
-        part = await receive_out.receive()
-        if self.recorder is not None:
-            self.recorder.output(part)
-        return part
+        return await receive_out.receive()
 
     def __aiter__(self) -> LiveSession:
         return self

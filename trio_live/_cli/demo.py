@@ -64,6 +64,7 @@ from ..voice import (
     PiperTts,
     SpeechToText,
     TurnDetector,
+    VadConfig,
     VadStage,
     duration,
     load_recognizer,
@@ -289,7 +290,9 @@ async def run_demo(
         recorder=recorder,
         **(session_options or {}),
     )
-    stage: Any = session if recorder is None else recorder.stage(session)
+    # Recording, the microphone is logged before the voice stages (a replay
+    # of the whole pipeline feeds it to them again).
+    head = [] if recorder is None else [recorder.microphone()]
     player = Player(session=session, vad=vad, log=log)
     send_mic, receive_mic = trio.open_memory_channel[Part](16)
     send_out, receive_out = trio.open_memory_channel[Part](64)
@@ -302,7 +305,7 @@ async def run_demo(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(microphone)
         nursery.start_soon(
-            run_chain, [vad, *turn, stt, _Tap(log), stage, tts], receive_mic, send_out
+            run_chain, [*head, vad, *turn, stt, _Tap(log), session, tts], receive_mic, send_out
         )
         nursery.start_soon(player.run, receive_out)
     log.line("conversation over")
@@ -504,7 +507,7 @@ async def _main(args: argparse.Namespace) -> int:
                 write=write,
                 turn_detector=turn,
                 session_options=session_options(args),
-                recorder=Recorder(args.record) if getattr(args, "record", None) else None,
+                recorder=_recorder(args),
             )
             nursery.cancel_scope.cancel()
     finally:
@@ -518,6 +521,14 @@ async def _main(args: argparse.Namespace) -> int:
     if getattr(args, "record", None):
         write(f"recorded the session to {args.record} (trio-live replay {args.record})\n")
     return 0
+
+
+def _recorder(args: argparse.Namespace) -> Recorder | None:
+    # What `trio-live replay` needs to rebuild the voice stages.
+    if not getattr(args, "record", None):
+        return None
+    voice = {"stt": args.stt, "turn_detect": bool(getattr(args, "turn_detect", False))}
+    return Recorder(args.record, voice={**voice, "vad": attrs.asdict(VadConfig())})
 
 
 def run(args: argparse.Namespace) -> int:
