@@ -13,16 +13,18 @@ import trio
 import trio.testing
 from test_demo import SCRIPT, KnownWords, SilentTts, words
 
-from trio_live import Recorder
+from trio_live import Recorder, is_end_of_speech, is_final_transcription
 from trio_live._cli._checks import UsageError
-from trio_live._cli.demo import load_conversation, run_demo
+from trio_live._cli.demo import load_conversation, microphone_track, run_demo
 from trio_live.testing import (
     ReplayLog,
     ScriptedModel,
     assert_same_conversation,
     read_log,
     replay,
+    replay_pipeline,
 )
+from trio_live.voice import VadConfig, VadStage
 
 
 async def record_demo() -> str:
@@ -40,9 +42,14 @@ async def record_demo() -> str:
     return log.getvalue()
 
 
+@functools.cache
+def demo_log() -> str:
+    """The demo recorded once for this module (real VAD, speech to text that knows the script)."""
+    return trio.run(record_demo, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
 def test_the_demo_recorded_replays_the_same_at_the_session() -> None:
-    text = trio.run(record_demo, clock=trio.testing.MockClock(autojump_threshold=0))
-    log = ReplayLog.parse(io.StringIO(text))
+    log = ReplayLog.parse(io.StringIO(demo_log()))
     assert log.header.version == 3
     assert log.options["trigger"] == "final_transcription"
     assert log.options["track_playback"] is True
@@ -58,6 +65,51 @@ def test_the_demo_recorded_replays_the_same_at_the_session() -> None:
     assert_same_conversation(log, again)
     assert again == log.outputs
     assert wall < 5.0  # (about 0.1 s alone; a loaded CI machine is slower)
+
+
+def test_the_demo_replays_the_same_through_the_whole_voice_pipeline() -> None:
+    log = ReplayLog.parse(io.StringIO(demo_log()))
+    # The microphone track itself, 20 ms chunks from 0, to its end.
+    mic = log.microphone
+    assert [round(at, 6) for at, _ in mic[:3]] == [0.0, 0.02, 0.04]
+    assert b"".join(p.data for _, p in mic) == microphone_track(load_conversation())
+    assert log.microphone_end_at == mic[-1][0]
+    assert [on for _, on in log.echo_guard][:4] == [True, False, True, False]
+    began = time.perf_counter()
+    again = replay_pipeline(log, [VadStage(), KnownWords(load_conversation())])
+    wall = time.perf_counter() - began
+    # What reached the session (audio, speech markers with their stream
+    # times, transcriptions) and what it output: the same, at the same times.
+    assert_same_conversation(log, again, inputs=True)
+    assert again.inputs == log.inputs
+    assert again.outputs == log.outputs
+    heard = [p.text for _, p in again.inputs if is_final_transcription(p)]
+    assert heard == [line.words for line in load_conversation()]
+    assert wall < 20.0  # (Silero on every 32 ms frame: about 2 s here)
+
+
+def test_a_changed_vad_option_diverges_readably() -> None:
+    log = ReplayLog.parse(io.StringIO(demo_log()))
+    # A longer silence before the end of speech: each turn ends 0.3 s later.
+    vad = VadStage(VadConfig(silence_to_end=0.6))
+    again = replay_pipeline(log, [vad, KnownWords(load_conversation())])
+    first_end = next(at for at, p in log.inputs if is_end_of_speech(p))
+    with pytest.raises(AssertionError) as caught:
+        assert_same_conversation(log, again, inputs=True)
+    lines = str(caught.value).splitlines()
+    assert lines[0].startswith("the conversations diverge at input ")
+    assert lines[0].endswith(f"t={first_end:.3f} s:")
+    assert lines[-3:-1] == [
+        f"  expected {first_end:9.3f} s  user <end of speech>",
+        f"  got      {first_end + 0.02:9.3f} s  user audio 0.02 s",
+    ]
+    # What the session said moves with it: the first turn is heard 0.28 s later.
+    with pytest.raises(AssertionError) as caught:
+        assert_same_conversation(log, again)
+    assert "diverge at output 0" in str(caught.value)
+    assert "(the same part, +0.280000 s off)" in str(caught.value)
+    # The session-level replay of the same log knows nothing of the VAD.
+    assert_same_conversation(log, replay(log))
 
 
 # --- serve --record: a log per session -----------------------------------------

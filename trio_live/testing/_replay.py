@@ -157,11 +157,17 @@ def _same(a: tuple[float, Part], b: tuple[float, Part], tolerance: float) -> boo
 
 
 def conversation_diff(
-    expected: Timeline, got: Timeline, *, tolerance: float = 1e-6, context: int = 3
+    expected: Timeline,
+    got: Timeline,
+    *,
+    tolerance: float = 1e-6,
+    context: int = 3,
+    label: str = "output",
 ) -> str | None:
-    """Where two output timelines first differ, readably; None if they are the same.
+    """Where two timelines first differ, readably; None if they are the same.
 
-    Times match within ``tolerance`` seconds; parts must be equal.
+    Times match within ``tolerance`` seconds; parts must be equal. ``label``
+    names what the timelines hold (``"output"``, ``"input"``).
     """
     for index in range(max(len(expected), len(got))):
         want = expected[index] if index < len(expected) else None
@@ -169,7 +175,7 @@ def conversation_diff(
         if want is not None and have is not None and _same(want, have, tolerance):
             continue
         at = min(x[0] for x in (want, have) if x is not None)
-        lines = [f"the conversations diverge at output {index}, t={at:.3f} s:"]
+        lines = [f"the conversations diverge at {label} {index}, t={at:.3f} s:"]
         lines.extend(
             f"  same     {_row(*row)}" for row in expected[max(0, index - context) : index]
         )
@@ -177,19 +183,34 @@ def conversation_diff(
         lines.append(f"  got      {_row(*have) if have else '(nothing more)'}")
         if want is not None and have is not None and want[1] == have[1]:
             lines.append(f"  (the same part, {have[0] - want[0]:+.6f} s off)")
-        lines.append(f"  ({len(expected)} outputs expected, {len(got)} got)")
+        lines.append(f"  ({len(expected)} {label}s expected, {len(got)} got)")
         return "\n".join(lines)
     return None
 
 
 def assert_same_conversation(
-    expected: Timeline | LogSource, got: Timeline | LogSource, *, tolerance: float = 1e-6
+    expected: Timeline | LogSource,
+    got: Timeline | LogSource,
+    *,
+    tolerance: float = 1e-6,
+    inputs: bool = False,
 ) -> None:
     """Fail, with the first divergence, if two conversations' outputs differ.
 
     Either side is an output timeline (from `replay`, `play_timeline`) or a
-    log (its recorded output).
+    log (its recorded output; `replay_pipeline` returns one). With
+    ``inputs``, both sides are logs and what reached the session (the audio,
+    the speech markers and the transcriptions of a voice pipeline) is
+    compared first.
     """
+    if inputs:
+        if isinstance(expected, list) or isinstance(got, list):
+            raise TypeError("inputs=True compares two logs, not output timelines")
+        diff = conversation_diff(
+            read_log(expected).inputs, read_log(got).inputs, tolerance=tolerance, label="input"
+        )
+        if diff is not None:
+            raise AssertionError(diff)
     diff = conversation_diff(_timeline(expected), _timeline(got), tolerance=tolerance)
     if diff is not None:
         raise AssertionError(diff)
