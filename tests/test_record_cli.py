@@ -13,7 +13,15 @@ import trio
 import trio.testing
 from test_demo import SCRIPT, KnownWords, SilentTts, words
 
-from trio_live import Recorder, is_end_of_speech, is_final_transcription
+from trio_live import (
+    LiveSession,
+    Part,
+    Recorder,
+    Stage,
+    is_end_of_speech,
+    is_final_transcription,
+    run_chain,
+)
 from trio_live._cli._checks import UsageError
 from trio_live._cli.demo import load_conversation, microphone_track, run_demo
 from trio_live.testing import (
@@ -24,7 +32,7 @@ from trio_live.testing import (
     replay,
     replay_pipeline,
 )
-from trio_live.voice import VadConfig, VadStage
+from trio_live.voice import VadConfig, VadStage, send_paced
 
 
 async def record_demo() -> str:
@@ -110,6 +118,58 @@ def test_a_changed_vad_option_diverges_readably() -> None:
     assert "(the same part, +0.280000 s off)" in str(caught.value)
     # The session-level replay of the same log knows nothing of the VAD.
     assert_same_conversation(log, replay(log))
+
+
+async def record_vad_only() -> str:
+    """The first line of the conversation through a real VAD, into a session."""
+    log = io.StringIO()
+    recorder = Recorder(log, voice={"stt": "none"})
+    model = ScriptedModel([["Paris."]], first_part_delay=0.2)
+    session = LiveSession(model, trigger="end_of_speech", recorder=recorder)
+    track = microphone_track(load_conversation()[:1], tail=1.0)
+    send_mic, receive_mic = trio.open_memory_channel[Part](16)
+    send_out, receive_out = trio.open_memory_channel[Part](64)
+    stages: list[Stage] = [recorder.microphone(), VadStage(), session]
+
+    async def microphone() -> None:
+        with send_mic:
+            await send_paced(send_mic, track, start=trio.current_time())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(microphone)
+        nursery.start_soon(run_chain, stages, receive_mic, send_out)
+        async with receive_out:
+            async for _ in receive_out:
+                pass
+    return log.getvalue()
+
+
+def test_the_cli_replays_the_whole_pipeline_when_the_log_holds_the_microphone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from trio_live._cli import main
+
+    text = trio.run(record_vad_only, clock=trio.testing.MockClock(autojump_threshold=0))
+    path = tmp_path / "call.jsonl"
+    path.write_text(text)
+    assert main(["replay", "--diff", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("the replay through the voice pipeline matches the recording (")
+    # What if the user had to be silent longer before the end of speech?
+    assert main(["replay", "--diff", "--vad", "silence_to_end=0.6", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("the conversations diverge at input ")
+    assert "  expected" in out
+    assert "user <end of speech>" in out
+    # At the session, from what reached it: the same, whatever the VAD.
+    assert (
+        main(["replay", "--diff", "--session-only", "--vad", "silence_to_end=0.6", str(path)]) == 0
+    )
+    assert capsys.readouterr().out.startswith("the replay matches the recording (")
+    assert main(["replay", "--diff", "--vad", "silence", str(path)]) == 2
+    assert "--vad silence: expected NAME=NUMBER" in capsys.readouterr().err
+    assert main(["replay", "--diff", "--vad", "loudness=1", str(path)]) == 2
+    assert "unexpected keyword argument 'loudness'" in capsys.readouterr().err
 
 
 # --- serve --record: a log per session -----------------------------------------
