@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -193,23 +194,31 @@ async def serve_one(factory: object, question: str) -> list[object]:
 def test_serve_records_each_session_to_its_own_log(tmp_path: Path) -> None:
     from trio_live._cli.serve import SessionRecorders, voice_pipeline
 
-    def run(function: object, *args: object) -> Any:
-        # Each session in its own run, from time 0: the statistics parts
-        # (emit_stats) hold the clock's time, which a replay starts from 0.
-        return trio.run(function, *args, clock=trio.testing.MockClock(autojump_threshold=0))  # type: ignore[arg-type]
-
     model = ScriptedModel([["Fine", " thanks."], ["Bye."]], first_part_delay=0.2)
-    recorders = SessionRecorders(str(tmp_path / "calls"), started="20250101-120000")
-    factory = run(functools.partial(voice_pipeline, model, stt="none", recorders=recorders))
-    first = run(serve_one, factory, "How are you?")
-    second = run(serve_one, factory, "Goodbye.")
+    recorders = SessionRecorders(
+        str(tmp_path / "calls"), started="20250101-120000", voice={"stt": "none"}
+    )
+
+    async def serve_two() -> list[list[object]]:
+        factory = await voice_pipeline(model, stt="none", recorders=recorders)
+        # The second session starts 100 s into the server's run: its
+        # statistics parts (emit_stats) hold clock times the log counts from
+        # the session's start, as a replay does.
+        first = await serve_one(factory, "How are you?")
+        await trio.sleep(100.0)
+        return [first, await serve_one(factory, "Goodbye.")]
+
+    outs = trio.run(serve_two, clock=trio.testing.MockClock(autojump_threshold=0))
     logs = sorted((tmp_path / "calls").iterdir())
     assert [p.name for p in logs] == ["20250101-120000-1.jsonl", "20250101-120000-2.jsonl"]
-    for path, out in zip(logs, (first, second), strict=True):
+    for path, out in zip(logs, outs, strict=True):
         log = read_log(path)
-        assert [p for _, p in log.outputs] == out
+        assert [p.mimetype for _, p in log.outputs] == [p.mimetype for p in out]  # type: ignore[attr-defined]
+        stats = [json.loads(p.text) for _, p in log.outputs if p.mimetype.endswith("stats+json")]
+        assert [s["triggered_at"] for s in stats] == [0.0]
         assert_same_conversation(log, replay(log))
     assert [p.text for _, p in read_log(logs[1]).inputs] == ["Goodbye."]
+    assert read_log(logs[0]).header.voice == {"stt": "none"}
 
 
 def test_serve_record_paths(tmp_path: Path) -> None:

@@ -33,8 +33,9 @@ import attrs
 import trio
 
 from ._model import PromptStream, TurnModel
-from ._parts import Part
+from ._parts import TURN_STATS_MIMETYPE, Part
 from ._replay_log import EventKind, LogEncoder
+from ._replay_view import since_start
 
 # Session fields that are not options of the conversation.
 _NOT_OPTIONS = frozenset({"model", "recorder"})
@@ -133,7 +134,9 @@ class Recorder:
         self._event("playback", turn=turn, chars=chars, finished=finished)
 
     def output(self, part: Part) -> None:
-        """Log one part the session output."""
+        """Log one part the session output (a statistics part's times since the start)."""
+        if self._start is not None and part.mimetype == TURN_STATS_MIMETYPE:
+            part = since_start(part, self._start)
         self._event("output", part=part)
 
     def echo_guard(self, on: bool) -> None:

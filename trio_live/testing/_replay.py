@@ -14,7 +14,7 @@ import trio.testing
 from .._errors import LiveError
 from .._model import PromptStream, TurnModel
 from .._parts import Part
-from .._replay_view import RecordedCall, ReplayLog, describe
+from .._replay_view import RecordedCall, ReplayLog, describe, since_start
 from .._session import LiveSession
 
 Timeline = list[tuple[float, Part]]
@@ -97,7 +97,8 @@ async def replay_async(log: LogSource, model: TurnModel | None = None, **options
     overrides them, e.g. ``trigger="end_of_speech"``), against the recorded
     answers (a `ReplayModel`) or ``model``. The input ends when it ended in
     the recording. Times are seconds after the replay's start, rounded to the
-    microsecond as in the log.
+    microsecond as in the log; so are those in statistics parts (`emit_stats`),
+    as the log holds them.
     """
     recorded = read_log(log)
     settings = {**recorded.options, **options}
@@ -129,7 +130,12 @@ async def replay_async(log: LogSource, model: TurnModel | None = None, **options
     async with session, trio.open_nursery() as nursery:
         nursery.start_soon(feed)
         # At the log's resolution, so that a faithful replay equals the log.
-        outputs.extend([(round(trio.current_time() - start, 6), part) async for part in session])
+        outputs.extend(
+            [
+                (round(trio.current_time() - start, 6), since_start(part, start))
+                async for part in session
+            ]
+        )
     return outputs
 
 
