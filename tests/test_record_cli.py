@@ -7,7 +7,6 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
