@@ -159,3 +159,8 @@ class PlaybackTracker:
     def _set(self, value: bool) -> None:
         for stage in self._targets:
             stage.model_speaking = value
+        # A replay of the whole voice pipeline sets the guard as it was. (A
+        # stand-in for the session, in a test, may have no recorder.)
+        recorder = getattr(self.session, "recorder", None)
+        if recorder is not None:
+            recorder.echo_guard(value)
