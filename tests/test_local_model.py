@@ -296,23 +296,44 @@ async def test_cancel_during_a_slow_token_waits_for_the_thread() -> None:
 async def test_cancel_stops_tokens_that_carry_no_text() -> None:
     # A token can end in the middle of a UTF-8 character: its delta is empty
     # and nothing is sent, but the thread still checks for cancellation.
-    fake = FakeLlama(("",), endless=True, token_seconds=0.001)
+    fake = FakeLlama(("",), endless=True)
+    fake.gate = threading.Event()
     model = LocalModel(llama=fake)
     send, receive = trio.open_memory_channel[Part](10)
-    with send, receive, trio.fail_after(5):
-        with trio.move_on_after(0.05):
+    scope = trio.CancelScope()
+
+    async def generate() -> None:
+        with scope:
             await model(prompt_of(end_of_turn("Hi")), send)
+
+    with send, receive, trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(generate)
+            # Cancelled while the thread is inside its first token; the gate
+            # then opens for good, so only the check between tokens stops it.
+            await trio.to_thread.run_sync(fake.inside.wait, 10)
+            scope.cancel()
+            fake.gate.set()
+        assert scope.cancelled_caught
         assert fake.finished.is_set()
-    assert fake.produced < 5000
+        assert receive.statistics().current_buffer_used == 0
+    assert fake.produced == 1
 
 
 async def test_the_next_turn_can_run_after_a_barge_in() -> None:
-    fake = FakeLlama(endless=True, token_seconds=0.001)
+    fake = FakeLlama(endless=True)
     model = LocalModel(llama=fake)
     with trio.fail_after(5):
-        send, receive = trio.open_memory_channel[Part](1000)
-        with send, receive, trio.move_on_after(0.05):
-            await model(prompt_of(end_of_turn("one")), send)
+        # No buffer: the thread waits on each send until it is received, so
+        # the first turn is surely in the middle of its answer when it is cut.
+        send, receive = trio.open_memory_channel[Part](0)
+        with send, receive:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(model, prompt_of(end_of_turn("one")), send)
+                assert (await receive.receive()).text == "Hi"
+                nursery.cancel_scope.cancel()
+        assert fake.finished.is_set()
+        assert fake.produced < 5000
         fake.endless = False
         parts = await answer(model, prompt_of(end_of_turn("two")))
     assert "".join(p.text for p in parts) == "Hi there!"

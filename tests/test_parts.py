@@ -9,6 +9,7 @@ import pytest
 from trio_live import (
     AudioFormatError,
     Part,
+    _parts,
     answer_complete,
     audio_mimetype,
     audio_part,
@@ -34,12 +35,16 @@ from trio_live import (
     is_transcription,
     is_turn_complete,
     json_part,
+    read_tool_result,
     start_of_speech,
     status_part,
     text_part,
+    tool_call,
+    tool_result,
     transcription,
     turn_complete,
 )
+from trio_live._parts import activity_part
 
 
 def test_text_part_defaults() -> None:
@@ -181,3 +186,74 @@ def test_markers_and_shown_transcriptions_are_recognised_by_predicates() -> None
     assert not is_final_transcription(shown.with_metadata(final=False))
     assert not is_transcription(text_part("hello", final=True))
     assert not is_transcription(shown.replace(substream="debug"))
+
+
+# --- found by mutation testing (docs/testing.md) ------------------------------
+
+
+def test_replace_keeps_the_frozen_metadata_instead_of_copying_it() -> None:
+    part = text_part("a", turn=3)
+    assert part.replace(content="b").metadata is part.metadata
+    assert Part(content="c", metadata=part.metadata).metadata is part.metadata
+
+
+def test_audio_mimetype_of_a_new_rate_and_its_bounds() -> None:
+    # Made, not taken from the memo of rates already seen (an earlier test in
+    # the same process, or a mutation run's clean run, may have filled it).
+    for rate in (12345, 1):
+        _parts._AUDIO_MIMETYPES.pop(rate, None)
+    assert audio_mimetype(12345) == "audio/l16;rate=12345"
+    assert audio_mimetype(12345) == "audio/l16;rate=12345"
+    assert audio_mimetype(1) == "audio/l16;rate=1"
+    with pytest.raises(ValueError, match=r"positive int, got 7999\.5"):
+        audio_mimetype(7999.5)  # type: ignore[arg-type]
+    assert audio_part(b"").mimetype == "audio/l16;rate=16000"
+
+
+@pytest.mark.parametrize(
+    ("mimetype", "rate"),
+    [("audio/l16;channels=1;rate=8000", 8000), ("audio/l16;rate=1", 1)],
+)
+def test_audio_rate_reads_the_rate_parameter(mimetype: str, rate: int) -> None:
+    assert audio_rate(Part(content=b"", mimetype=mimetype)) == rate
+
+
+@pytest.mark.parametrize(
+    ("mimetype", "message"),
+    [
+        ("audio/l16;rate=0", "no valid rate"),
+        # A malformed rate is an error, even with a good one after it.
+        ("audio/l16;rate=1=2;rate=8000", "no valid rate"),
+        ("audio/ogg;rate=8000", "expected audio/l16 PCM, got mimetype 'audio/ogg;rate=8000'"),
+    ],
+)
+def test_audio_rate_errors_say_what_was_wrong(mimetype: str, message: str) -> None:
+    with pytest.raises(AudioFormatError, match=message):
+        audio_rate(Part(content=b"", mimetype=mimetype))
+
+
+def test_json_part_keeps_its_role_on_the_main_stream() -> None:
+    part = json_part({"a": 1}, role="user")
+    assert part.role == "user"
+    assert part.substream == ""
+
+
+def test_activity_part_holds_the_activity_and_the_turn() -> None:
+    part = activity_part("speaking", turn=3)
+    assert json.loads(part.text) == {"activity": "speaking", "turn": 3}
+
+
+def test_tool_parts_belong_to_the_model_and_read_back() -> None:
+    call = tool_call("clock", {"zone": "UTC"}, call_id="c1")
+    result = tool_result("c1", "clock", "result", {"time": "12:00"})
+    assert call.role == "model"
+    assert result.role == "model"
+    read = read_tool_result(result)
+    assert (read.id, read.name, read.outcome, read.content) == (
+        "c1",
+        "clock",
+        "result",
+        {"time": "12:00"},
+    )
+    with pytest.raises(ValueError, match=r"outcome must be .*, got 'maybe'"):
+        tool_result("c1", "clock", "maybe")

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
@@ -16,12 +17,22 @@ from trio_live import (
     PromptStream,
     Recorder,
     ReplayLogError,
+    Stage,
     audio_part,
     end_of_turn,
+    run_chain,
     start_of_speech,
     text_part,
 )
-from trio_live.testing import ReplayLog, ScriptedModel, play_timeline, read_log
+from trio_live.testing import (
+    ReplayLog,
+    ScriptedModel,
+    assert_same_conversation,
+    play_timeline,
+    read_log,
+    replay_async,
+)
+from trio_live.voice import PlaybackTracker
 
 Timeline = list[tuple[float, Part]]
 
@@ -44,7 +55,7 @@ async def test_the_header_holds_the_versions_and_the_options(autojump_clock: obj
     text, _ = await record([(0.0, end_of_turn("hi"))], trigger="end_of_speech", window=30.0)
     header = lines(text)[0]
     assert header["format"] == "trio_live.log"
-    assert header["version"] == 2
+    assert header["version"] == 3
     assert header["library"] == trio_live.__version__
     options = header["options"]
     assert isinstance(options, dict)
@@ -182,8 +193,8 @@ def parse(text: str, **kwargs: bool) -> ReplayLog:
         ("", "line 1: an empty log"),
         ('{"format":"other"}\n', "line 1: not a trio_live log"),
         (
-            HEADER.replace('"version":2', '"version":3'),
-            "line 1: log format version 3 is newer than this trio_live reads (2)",
+            HEADER.replace('"version":2', '"version":4'),
+            "line 1: log format version 4 is newer than this trio_live reads (3)",
         ),
         (
             HEADER + '{"kind":"input","at":0.5,"part":{"text":"hi"}}\n{"kind":"en',
@@ -289,3 +300,147 @@ async def test_a_calls_reads_at_one_instant_are_one_line_of_ranges(
     assert isinstance(refs, list)
     assert refs[0] == [3, 3 + 2 * 49]  # an input line, then call 0's read, each chunk
     assert len(refs) <= 4
+
+
+# --- the session logs its own output, in both forms -----------------------------
+
+
+async def test_the_session_in_async_with_logs_what_it_output(autojump_clock: object) -> None:
+    text, out = await record([(0.5, end_of_turn("hi")), (2.0, end_of_turn("again"))])
+    log = ReplayLog.parse(io.StringIO(text))
+    assert [p.text for _, p in log.outputs if p.text] == ["one", " two", "one", " two"]
+    assert log.outputs == [(round(t, 6), p) for t, p in out]
+
+
+async def test_the_session_as_a_stage_logs_what_it_output(autojump_clock: object) -> None:
+    # No wrapper: `session.run` in `run_chain`, a stage after it.
+    @attrs.define(eq=False)
+    class Passing:
+        async def run(
+            self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+        ) -> None:
+            with inbox, outbox:
+                async for part in inbox:
+                    await outbox.send(part)
+
+    log = io.StringIO()
+    model = ScriptedModel([["one", " two"]], first_part_delay=0.25, part_delay=0.5)
+    session = LiveSession(model, recorder=Recorder(log))
+    send_in, receive_in = trio.open_memory_channel[Part](8)
+    send_out, receive_out = trio.open_memory_channel[Part](64)
+    got: Timeline = []
+    async with trio.open_nursery() as nursery:
+        stages: list[Stage] = [Passing(), session, Passing()]
+        nursery.start_soon(run_chain, stages, receive_in, send_out)
+        async with send_in:
+            await trio.sleep(0.5)
+            await send_in.send(end_of_turn("hi"))
+            await trio.sleep(2.0)
+        got.extend([(trio.current_time(), part) async for part in receive_out])
+    recorded = ReplayLog.parse(io.StringIO(log.getvalue()))
+    assert [p for _, p in recorded.outputs] == [p for _, p in got]
+    assert [p.text for _, p in recorded.outputs if p.text] == ["one", " two"]
+    # Logged as the session output them: the first part 0.25 s after the turn.
+    assert recorded.outputs[0][0] == 0.75
+    assert_same_conversation(recorded, await replay_async(recorded))
+
+
+# --- the microphone and the echo guard (format version 3) ---------------------------
+
+
+async def test_the_microphone_is_logged_before_the_voice_stages(autojump_clock: object) -> None:
+    @attrs.define(eq=False)
+    class Hears:
+        """A stand-in for VAD and speech to text: a turn after three chunks."""
+
+        async def run(
+            self, inbox: trio.MemoryReceiveChannel[Part], outbox: trio.MemorySendChannel[Part]
+        ) -> None:
+            with inbox, outbox:
+                count = 0
+                async for part in inbox:
+                    await outbox.send(part)
+                    count += 1
+                    if count == 3:
+                        await trio.sleep(0.1)
+                        await outbox.send(end_of_turn("heard"))
+
+    log = io.StringIO()
+    recorder = Recorder(log, voice={"stt": "fake"})
+    session = LiveSession(ScriptedModel([["ok"]], first_part_delay=0.2), recorder=recorder)
+    chunks = [audio_part(bytes([i]) * 640, rate=16000) for i in range(4)]
+    send_in, receive_in = trio.open_memory_channel[Part](8)
+    send_out, receive_out = trio.open_memory_channel[Part](64)
+    async with trio.open_nursery() as nursery:
+        stages: list[Stage] = [recorder.microphone(), Hears(), session]
+        nursery.start_soon(run_chain, stages, receive_in, send_out)
+        async with send_in:
+            for chunk in chunks:
+                await send_in.send(chunk)
+                await trio.sleep(0.02)
+        async with receive_out:
+            async for _ in receive_out:
+                pass
+    text = log.getvalue()
+    parsed = ReplayLog.parse(io.StringIO(text))
+    assert parsed.header.voice == {"stt": "fake"}
+    assert parsed.microphone == [(round(0.02 * i, 6), c) for i, c in enumerate(chunks)]
+    assert parsed.microphone_end_at == 0.08
+    # The audio reaching the session is the same: a reference, not a copy.
+    events = lines(text)
+    mic_lines = [n for n, e in enumerate(events, start=1) if e.get("kind") == "mic"]
+    refs = [e.get("ref") for e in events if e.get("kind") == "input" and "ref" in e]
+    assert refs == mic_lines
+    assert [p for _, p in parsed.inputs if p.mimetype.startswith("audio/")] == chunks
+    assert len(text) < 4 * 1000 + 2000  # each chunk's 640 bytes once, as base64
+
+
+async def test_the_playback_tracker_logs_the_echo_guard(autojump_clock: object) -> None:
+    @attrs.define
+    class Guarded:
+        model_speaking: bool = False
+
+    log = io.StringIO()
+    session = LiveSession(ScriptedModel(), recorder=Recorder(log))
+    vad = Guarded()
+    tracker = PlaybackTracker(session, stages=[vad], tail=0.0)
+    async with session, trio.open_nursery() as nursery:
+        nursery.start_soon(tracker.run)
+        await trio.sleep(1.0)
+        tracker.audio_sent(1, 0.5)
+        assert vad.model_speaking
+        await trio.sleep(2.0)
+        assert not vad.model_speaking
+        tracker.audio_sent(2, 2.0)
+        await trio.sleep(0.5)
+        tracker.interrupted(2)
+        session.close_input()
+        nursery.cancel_scope.cancel()
+    parsed = ReplayLog.parse(io.StringIO(log.getvalue()))
+    assert parsed.echo_guard == [(1.0, True), (1.5, False), (3.0, True), (3.5, False)]
+    assert (1.0, "voice", "<echo guard on>") in parsed.timeline()
+
+
+def test_a_version_2_log_still_reads_and_may_not_hold_microphone_lines() -> None:
+    log = parse(HEADER + HI + '{"kind":"end","at":1.0}\n')
+    assert log.header.version == 2
+    assert log.header.voice == {}
+    assert log.microphone == []
+    with pytest.raises(ReplayLogError, match="line 2: a 'mic' event in a version 2 log"):
+        parse(HEADER + '{"kind":"mic","at":0,"part":{"text":"hi"}}\n{"kind":"end","at":1}\n')
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"kind":"echo_guard","at":0}\n', "line 2: 'on' missing"),
+        ('{"kind":"echo_guard","at":0,"on":1}\n', "line 2: 'on' missing"),
+        ('{"kind":"mic","at":0}\n', "line 2: 'part' missing"),
+    ],
+)
+def test_bad_version_3_lines(line: str, message: str) -> None:
+    header = HEADER.replace('"version":2', '"version":3')
+    with pytest.raises(ReplayLogError, match=message):
+        parse(header + line + '{"kind":"end","at":1}\n')
+    with pytest.raises(ReplayLogError, match="line 1: 'voice' missing"):
+        parse(header.replace("{}}", '{},"voice":[1]}') + '{"kind":"end","at":1}\n')

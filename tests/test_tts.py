@@ -222,6 +222,49 @@ async def test_interrupted_stops_at_once_and_drops_queued_sentences() -> None:
     assert stats.sentences == 1  # only "Next turn."
 
 
+class SlowTts(EspeakTts):
+    """50 ms (on trio's clock) to synthesise each piece; 10 ms of silence per character."""
+
+    async def synthesize(self, text: str) -> bytes:
+        await trio.sleep(0.05)
+        return bytes(round(len(text) * 0.01 * self.rate) * 2)
+
+
+async def test_interrupted_behind_a_long_answer_is_read_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 40 sentences, one part per word, then the marker, all in the inbox at
+    # once: the stage must reach the marker without waiting for the speaker
+    # (it used to stop reading once 32 sentences were queued, and spoke 7
+    # more of the cut turn's pieces, until 0.35 s, before it saw the marker).
+    sentences = " ".join(f"This is sentence number {n} of a long answer." for n in range(40))
+    parts = [
+        *with_spaces(sentences)[:-1],
+        interrupted().with_metadata(turn=1),
+        model_text("Next turn.", turn=2),
+    ]
+    tts = SlowTts()
+    send_in, receive_in = trio.open_memory_channel[Part](len(parts))
+    send_out, receive_out = trio.open_memory_channel[Part](len(parts) + 100)
+    for part in parts:
+        send_in.send_nowait(part)
+    send_in.close()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(tts.run, receive_in, send_out)
+            async with receive_out:
+                timed = [(trio.current_time(), part) async for part in receive_out]
+    marker_at = next(at for at, part in timed if is_interrupted(part))
+    assert marker_at == 0.0  # the first sentence's synthesis was cancelled at once
+    assert not [p for _, p in timed if is_audio(p) and p.metadata["turn"] == 1]
+    next_turn = [at for at, p in timed if is_audio(p) and p.metadata["turn"] == 2]
+    assert next_turn[0] == pytest.approx(0.05)  # its own synthesis, nothing before it
+    assert tts.statistics().sentences == 1
+    # The first piece (five words) cut short, 39 queued pieces dropped, the
+    # last sentence (no white space after it yet) never queued.
+    assert tts.statistics().dropped == 41
+
+
 async def test_other_parts_pass_through_and_are_not_spoken() -> None:
     parts = [
         text_part("user words", role="user"),

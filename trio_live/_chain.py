@@ -10,12 +10,40 @@ channels and runs them as sibling tasks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 import trio
 
 from ._groups import raise_single
 from ._parts import Part
+
+
+class Outbox(Protocol):
+    """What a session writes its output to: a `trio.MemorySendChannel`, or a wrapper.
+
+    (`trio_live.Recorder.outbox` wraps one to log what the session output.)
+    """
+
+    async def send(self, value: Part) -> None:
+        """Send ``value``, waiting while the channel is full."""
+
+    def send_nowait(self, value: Part) -> None:
+        """Send ``value`` at once, or raise `trio.WouldBlock`."""
+
+    def close(self) -> None:
+        """Close the channel."""
+
+    def __enter__(self) -> Self:
+        """Enter a block that closes the channel at its end."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the channel."""
 
 
 class Stage(Protocol):

@@ -61,6 +61,7 @@ from ._actions import (
     Stash,
     TurnEnd,
 )
+from ._chain import Outbox
 from ._generation import Fence, Generation, GenerationOutput, heard_prefix
 from ._groups import raise_single
 from ._model import PromptStream, TurnModel
@@ -153,7 +154,7 @@ class Driver:
     _current: Generation | None = attrs.field(init=False, default=None)
     _pending: Generation | None = attrs.field(init=False, default=None)
     _playing: Generation | None = attrs.field(init=False, default=None)
-    _outbox: trio.MemorySendChannel[Part] | None = attrs.field(init=False, default=None)
+    _outbox: Outbox | None = attrs.field(init=False, default=None)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
     _runner: ToolRunner | None = attrs.field(init=False, default=None)
     #: Late tool results that asked for an answer, not yet turned into one.
@@ -165,7 +166,7 @@ class Driver:
     async def run(
         self,
         inbox: trio.MemoryReceiveChannel[Part],
-        outbox: trio.MemorySendChannel[Part],
+        outbox: Outbox,
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -575,9 +576,7 @@ class Driver:
             if scope is not None:
                 scope.cancel()
 
-    async def _close_turn(
-        self, gen: Generation, verdict: TurnEnd, outbox: trio.MemorySendChannel[Part]
-    ) -> None:
+    async def _close_turn(self, gen: Generation, verdict: TurnEnd, outbox: Outbox) -> None:
         # Back to back, without a scheduler round trip unless the output is
         # full (a cancel of the whole session still lands here).
         await trio.lowlevel.checkpoint_if_cancelled()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
+from ._chain import Outbox
 from ._parts import EMPTY_METADATA, Part, is_marker, is_text, is_tool_call, is_tool_result
 from ._prompt import Cursor
 from ._stats import TurnStats
@@ -148,7 +149,7 @@ class GenerationOutput(trio.abc.SendChannel[Part]):
     def __init__(
         self,
         gen: Generation,
-        outbox: trio.MemorySendChannel[Part],
+        outbox: Outbox,
         started: Callable[[int], Sequence[Part]],
         fence: Fence,
         hold: int = 0,

@@ -224,6 +224,11 @@ class PlaybackTracker:
         if speaking != before_speaking:
             for guarded in self._guarded:
                 guarded.model_speaking = speaking
+            # A replay of the whole voice pipeline sets the guard as it was. (A
+            # stand-in for the session, in a test, may have no recorder.)
+            recorder = getattr(self.session, "recorder", None)
+            if recorder is not None:
+                recorder.echo_guard(speaking)
         if playing != before_playing:
             for hurried in self._hurried:
                 hurried.answer_playing = playing

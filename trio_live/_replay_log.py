@@ -2,12 +2,18 @@
 
 A log is JSON lines. The first line is the header::
 
-    {"format":"trio_live.log","version":2,"library":"0.1.0","options":{...}}
+    {"format":"trio_live.log","version":3,"library":"0.1.0","options":{...},"voice":{...}}
 
-and every other line is one event, with ``at``, its time in seconds after the
-session started (rounded to the microsecond):
+(``voice``, from version 3 and only when given: what a replay needs to
+rebuild the voice stages, free-form) and every other line is one event, with
+``at``, its time in seconds after the recording started (the session's start,
+or the first microphone chunk if that came first; rounded to the
+microsecond):
 
 =============  ==============================================================
+``mic``        a microphone audio chunk, as the first voice stage got it (v3)
+``mic_end``    the microphone input ended (v3)
+``echo_guard`` the echo guard went ``on`` (true) or off (false) (v3)
 ``input``      an input part, as the session took it
 ``playback``   a `LiveSession.report_playback` call (``turn``, ``chars``, ...)
 ``input_end``  the input ended
@@ -16,7 +22,7 @@ session started (rounded to the microsecond):
 ``prompt_end`` the call saw the end of its prompt (its turn was triggered)
 ``model``      the call sent one output part
 ``call_end``   the call ended: ``outcome`` ``finished``, ``cancelled``, ``error``
-``output``     the session handed one output part to the listener
+``output``     the session output one part (its output channel took it)
 ``end``        the session ended
 =============  ==============================================================
 
@@ -35,6 +41,12 @@ call is so a few ranges, not a line per part: the log grows with the
 conversation, not with its square. A part read that no range can name (one
 not logged yet, a marker) is its own ``prompt`` line, with ``part``, at the
 same time. Version 1 logs (a ``prompt`` line per part) are read as well.
+
+Version 3 adds the voice pipeline's side: the raw microphone audio before
+voice activity detection and speech to text (an ``input`` audio part that is a
+``mic`` chunk passed on is a ``ref`` to its line, so the voice is stored
+once), the end of the microphone, and the echo guard's changes. Version 1
+and 2 logs, which have none of these, are read as they are.
 
 `LogEncoder` writes lines and `LogDecoder` reads them back, resolving
 references; both raise `ReplayLogError` with the line number for anything
@@ -62,9 +74,12 @@ from ._parts import (
 )
 
 FORMAT: Final = "trio_live.log"
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
 
 EventKind: TypeAlias = Literal[
+    "mic",
+    "mic_end",
+    "echo_guard",
     "input",
     "playback",
     "input_end",
@@ -77,7 +92,9 @@ EventKind: TypeAlias = Literal[
     "end",
 ]
 _KINDS: Final[frozenset[EventKind]] = frozenset(typing.get_args(EventKind))
-_WITH_PART: Final = frozenset({"input", "prompt", "model", "output"})
+_WITH_PART: Final = frozenset({"mic", "input", "prompt", "model", "output"})
+# The kinds each version knows (a kind newer than the log's version is corrupt).
+_SINCE: Final[dict[str, int]] = {"mic": 3, "mic_end": 3, "echo_guard": 3}
 _WITH_CALL: Final = frozenset({"call", "prompt", "prompt_end", "model", "call_end"})
 _OUTCOMES: Final = frozenset({"finished", "cancelled", "error"})
 
@@ -89,6 +106,7 @@ class LogHeader:
     version: int
     library: str
     options: Mapping[str, Any]
+    voice: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -106,6 +124,7 @@ class LogEvent:
         outcome: how a call ended (``call_end``).
         error: the error's type name and message (``call_end`` with ``error``).
         turn: the playback report's turn; ``chars``, ``finished`` likewise.
+        on: the echo guard's new state (``echo_guard``).
     """
 
     line: int
@@ -119,6 +138,7 @@ class LogEvent:
     turn: int | None = None
     chars: int | None = None
     finished: bool | None = None
+    on: bool | None = None
 
 
 def _dumps(value: Mapping[str, Any]) -> str:
@@ -149,13 +169,22 @@ class LogEncoder:
         """How many lines were encoded."""
         return self._lines
 
-    def header(self, *, library: str, options: Mapping[str, Any]) -> str:
-        """The first line."""
+    def header(
+        self,
+        *,
+        library: str,
+        options: Mapping[str, Any],
+        voice: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The first line (``voice`` only when given)."""
         if self._lines:
             raise RuntimeError("the header is the first line")
         self._lines = 1
         head = {"format": FORMAT, "version": FORMAT_VERSION, "library": library}
-        return _dumps({**head, "options": dict(options)})
+        record: dict[str, Any] = {**head, "options": dict(options)}
+        if voice:
+            record["voice"] = dict(voice)
+        return _dumps(record)
 
     def event(self, kind: EventKind, at: float, **fields: Any) -> str:
         """An event line; a ``part`` field is encoded (or referred to)."""
@@ -273,6 +302,11 @@ class LogDecoder:
         kind = record.get("kind")
         if kind not in _KINDS:
             raise ReplayLogError(f"unknown event kind {kind!r}", line=line)
+        since = _SINCE.get(kind, 1)
+        if self.header is not None and self.header.version < since:
+            raise ReplayLogError(
+                f"a {kind!r} event in a version {self.header.version} log", line=line
+            )
         at = float(_field(record, "at", (int, float), line))
         event = LogEvent(line=line, kind=kind, at=at, **self._fields(kind, record, line))
         part = event.part
@@ -297,6 +331,7 @@ class LogDecoder:
             version=version,
             library=_field(record, "library", str, 1),
             options=_field(record, "options", dict, 1),
+            voice=_field(record, "voice", dict, 1) if "voice" in record else {},
         )
         return self.header
 
@@ -323,6 +358,8 @@ class LogDecoder:
             fields["turn"] = _field(record, "turn", int, line)
             fields["chars"] = _field(record, "chars", int, line)
             fields["finished"] = _field(record, "finished", bool, line)
+        if kind == "echo_guard":
+            fields["on"] = _field(record, "on", bool, line)
         return fields
 
     def _ranges(self, refs: Any, line: int) -> tuple[Part, ...]:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -21,6 +22,7 @@ from ._parts import (
     START_OF_SPEECH_MIMETYPE,
     TRANSCRIPTION_SUBSTREAM,
     TURN_COMPLETE_MIMETYPE,
+    TURN_STATS_MIMETYPE,
     Part,
 )
 from ._replay_log import EventKind, LogDecoder, LogEvent, LogHeader
@@ -122,6 +124,21 @@ class ReplayLog:
         return [(e.at, e.part) for e in self.events if e.kind == "output" and e.part is not None]
 
     @property
+    def microphone(self) -> list[tuple[float, Part]]:
+        """Each raw microphone chunk (before the voice stages) with its time (version 3)."""
+        return [(e.at, e.part) for e in self.events if e.kind == "mic" and e.part is not None]
+
+    @property
+    def microphone_end_at(self) -> float | None:
+        """When the microphone input ended (None if the log does not say)."""
+        return next((e.at for e in self.events if e.kind == "mic_end"), None)
+
+    @property
+    def echo_guard(self) -> list[tuple[float, bool]]:
+        """Each change of the echo guard: its time and its new state."""
+        return [(e.at, bool(e.on)) for e in self.events if e.kind == "echo_guard"]
+
+    @property
     def input_end_at(self) -> float | None:
         """When the input ended (None if the log does not say)."""
         return next((e.at for e in self.events if e.kind == "input_end"), None)
@@ -192,10 +209,51 @@ class ReplayLog:
                         f"{', finished' if event.finished else ''}>",
                     )
                 )
+            elif event.kind == "echo_guard":
+                rows.append((event.at, "voice", f"<echo guard {'on' if event.on else 'off'}>"))
             elif event.kind == "call_end" and event.outcome == "error" and event.error:
                 rows.append((event.at, "model", f"<error {event.error[0]}: {event.error[1]}>"))
         flush()
         return rows
+
+
+def since_start(part: Part, start: float) -> Part:
+    """``part``, a turn's statistics (`emit_stats`) counted from ``start``; others as they are.
+
+    A statistics part holds `trio.current_time` values, which differ from run
+    to run; the log and a replay hold them as seconds after the recording's
+    (the replay's) start, and every number to the microsecond, so that a
+    faithful replay equals its log.
+    """
+    if part.mimetype != TURN_STATS_MIMETYPE or not isinstance(part.content, str):
+        return part
+    try:
+        values = json.loads(part.content)
+    except ValueError:
+        return part
+    return Part(
+        content=json.dumps(_rebased(values, start)),
+        mimetype=part.mimetype,
+        role=part.role,
+        substream=part.substream,
+        metadata=part.metadata,
+    )
+
+
+def _rebased(value: Any, start: float) -> Any:
+    if isinstance(value, list):
+        return [_rebased(item, start) for item in value]
+    if not isinstance(value, dict):
+        return value
+    # Times since ``start``, and every duration, to the microsecond (as the
+    # log's times): what the clock's offset leaves in their last bits goes.
+    rebased = {}
+    for key, item in value.items():
+        if isinstance(item, float | int) and not isinstance(item, bool):
+            rebased[key] = round(item - start if key.endswith("_at") else item, 6)
+        else:
+            rebased[key] = _rebased(item, start)
+    return rebased
 
 
 def audio_seconds(part: Part) -> float:

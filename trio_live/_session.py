@@ -262,8 +262,14 @@ class LiveSession:
         if self._started:
             raise RuntimeError("a LiveSession runs only once")
         self._started = True
-        with contextlib.nullcontext() if self.recorder is None else self.recorder.session(self):
+        recorder = self.recorder
+        if recorder is None:
             await self._driver.run(inbox, outbox, task_status=task_status)
+            return
+        # The session logs what it outputs itself, as a stage and in
+        # ``async with`` alike.
+        with recorder.session(self):
+            await self._driver.run(inbox, recorder.outbox(outbox), task_status=task_status)
 
     def update_policy(self, **options: object) -> None:
         """Change turn-taking options during the conversation.
@@ -496,8 +502,6 @@ class LiveSession:
             part = await receive_out.receive()
         else:
             self._ready_streak += 1
-        if self.recorder is not None:
-            self.recorder.output(part)
         return part
 
     def __aiter__(self) -> LiveSession:

@@ -38,7 +38,6 @@ from typing import Any
 import attrs
 import numpy as np
 import trio
-import trio.testing
 
 from .. import (
     LiveError,
@@ -58,12 +57,14 @@ from .. import (
 from .._groups import raise_single
 from .._playback import PlaybackTracker
 from ..models import add_model_arguments
+from ..testing import WorkClock
 from ..voice import (
     DEFAULT_RATE,
     EspeakTts,
     PiperTts,
     SpeechToText,
     TurnDetector,
+    VadConfig,
     VadStage,
     duration,
     load_recognizer,
@@ -326,7 +327,9 @@ async def run_demo(
         recorder=recorder,
         **(session_options or {}),
     )
-    stage: Any = session if recorder is None else recorder.stage(session)
+    # Recording, the microphone is logged before the voice stages (a replay
+    # of the whole pipeline feeds it to them again).
+    head = [] if recorder is None else [recorder.microphone()]
     player = Player(session=session, vad=vad, log=log)
     send_mic, receive_mic = trio.open_memory_channel[Part](16)
     send_out, receive_out = trio.open_memory_channel[Part](64)
@@ -339,7 +342,7 @@ async def run_demo(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(microphone)
         nursery.start_soon(
-            run_chain, [vad, *turn, stt, _Tap(log), stage, tts], receive_mic, send_out
+            run_chain, [*head, vad, *turn, stt, _Tap(log), session, tts], receive_mic, send_out
         )
         nursery.start_soon(player.run, receive_out)
     log.line("conversation over")
@@ -509,40 +512,15 @@ async def warm_up(model: TurnModel, greeting: str = "Hello.") -> None:
 
 
 @attrs.define(eq=False)
-class _ClockHold:
-    """Keeps a virtual clock from jumping while real work runs elsewhere (``--fast``).
-
-    The autojump clock jumps as soon as every task waits, and a task waiting
-    on a worker thread or a process counts as waiting: the microphone would
-    run ahead while speech is recognized. While a worker thread of one of the
-    ``limiters`` or a synthesis (``busy``) runs, this task stays runnable.
-    """
-
-    limiters: list[trio.CapacityLimiter]
-    busy: int = 0
-
-    def working(self) -> bool:
-        return self.busy > 0 or any(x.statistics().borrowed_tokens for x in self.limiters)
-
-    async def run(self) -> None:
-        while True:
-            if self.working():
-                await trio.lowlevel.checkpoint()
-            else:
-                await trio.sleep(0.005)
-
-
-@attrs.define(eq=False)
 class _HeldTts(EspeakTts):
-    hold: _ClockHold | None = None
+    """Espeak-ng's synthesis (a process) as work that takes no time on ``--fast``'s clock."""
+
+    hold: WorkClock | None = None
 
     async def synthesize(self, text: str) -> bytes:
         assert self.hold is not None
-        self.hold.busy += 1
-        try:
+        with self.hold.working():
             return await super().synthesize(text)
-        finally:
-            self.hold.busy -= 1
 
 
 async def prepare(args: argparse.Namespace) -> tuple[TurnModel, Any]:
@@ -587,13 +565,13 @@ async def _main(args: argparse.Namespace) -> int:
     write(_rules_line(session_options(args), turn is not None))
     try:
         async with trio.open_nursery() as nursery:
-            if args.fast:
+            clock = trio.lowlevel.current_clock()
+            if isinstance(clock, WorkClock):
                 # The local model runs on its own limiter (see LocalModel).
                 own = getattr(model, "_limiter", None)
-                limiters = [trio.to_thread.current_default_thread_limiter()]
-                hold = _ClockHold(limiters + ([own] if own is not None else []))
-                tts = _HeldTts(hold=hold)
-                nursery.start_soon(hold.run)
+                if own is not None:
+                    clock.watch(own)
+                tts = _HeldTts(hold=clock)
             result = await run_demo(
                 model,
                 stt,
@@ -602,7 +580,7 @@ async def _main(args: argparse.Namespace) -> int:
                 write=write,
                 turn_detector=turn,
                 session_options=session_options(args),
-                recorder=Recorder(args.record) if getattr(args, "record", None) else None,
+                recorder=_recorder(args),
             )
             nursery.cancel_scope.cancel()
     finally:
@@ -625,9 +603,22 @@ async def _main(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recorder(args: argparse.Namespace) -> Recorder | None:
+    # What `trio-live replay` needs to rebuild the voice stages.
+    if not getattr(args, "record", None):
+        return None
+    voice = {
+        "stt": args.stt,
+        "recognizers": 2,
+        "turn_detect": bool(getattr(args, "turn_detect", False)),
+    }
+    return Recorder(args.record, voice={**voice, "vad": attrs.asdict(VadConfig())})
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the demo with parsed arguments; returns the exit status."""
     if args.fast:
-        clock = trio.testing.MockClock(autojump_threshold=0)
-        return trio.run(_main, args, clock=clock)
+        # Real work (threads, espeak-ng) takes no virtual time, exactly: the
+        # same clock as `trio_live.testing.replay_pipeline`'s.
+        return trio.run(_main, args, clock=WorkClock())
     return trio.run(_main, args)

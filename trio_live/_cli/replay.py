@@ -5,19 +5,29 @@ user starts and stops speaking, what was heard, the model's text on one
 line per answer, barge-ins, and per turn the latencies from the end of
 speech); ``--parts`` prints every part instead (time, who, what). With ``--diff`` it
 replays the log on the mock clock against the recorded answers and compares
-the output with what was recorded: exit status 0 if they are the same, 1 with
-the first divergence if not. A log that cannot be read is a one-line error
-and exit status 2.
+with what was recorded: exit status 0 if they are the same, 1 with the first
+divergence if not. A log that holds the microphone (format 3, ``--record`` on
+``demo`` and ``serve``) is replayed through the voice stages it names in its
+header (VAD, speech to text: real work, on a `WorkClock`, frozen time), and
+what reached the session is compared too; ``--session-only`` replays at the
+session, from the recorded transcriptions. ``--vad NAME=VALUE`` changes a
+VAD setting for the replay (what if the silence before the end of speech
+were longer?). A log that cannot be read, or voice stages that cannot be
+built, is a one-line error and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .. import (
+    LiveError,
     ReplayLogError,
+    Stage,
     is_end_of_speech,
     is_end_of_turn,
     is_error,
@@ -28,7 +38,7 @@ from .. import (
     is_transcription,
     is_turn_complete,
 )
-from ..testing import ReplayLog, conversation_diff, read_log, replay
+from ..testing import ReplayLog, conversation_diff, read_log, replay, replay_pipeline
 from ._checks import UsageError
 
 
@@ -45,12 +55,76 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="replay the log and compare with what was recorded (exit status 1 if different)",
     )
+    parser.add_argument(
+        "--session-only",
+        action="store_true",
+        help="with --diff, replay at the session only, not the recorded microphone"
+        " through VAD and speech to text",
+    )
+    parser.add_argument(
+        "--vad",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="with --diff, change a VAD setting for the replay (e.g. silence_to_end=0.6)",
+    )
 
 
 def check(args: argparse.Namespace) -> None:
-    """The log file exists (its content is checked as it is read)."""
+    """The log file exists (its content is checked as it is read); ``--vad`` is NAME=NUMBER."""
     if not Path(args.log).is_file():
         raise UsageError(f"{args.log}: No such file or directory")
+    vad_settings(getattr(args, "vad", []))
+
+
+def vad_settings(pairs: Sequence[str]) -> dict[str, float]:
+    """``--vad NAME=VALUE`` options as settings.
+
+    Raises:
+        UsageError: one that is not NAME=NUMBER.
+    """
+    settings = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        try:
+            settings[name.strip().replace("-", "_")] = float(value)
+        except ValueError:
+            equals = ""
+        if not equals or not name.strip():
+            raise UsageError(f"--vad {pair}: expected NAME=NUMBER, e.g. silence_to_end=0.6")
+    return settings
+
+
+def voice_stages(voice: Mapping[str, Any], vad: Mapping[str, float] | None = None) -> list[Stage]:
+    """The voice stages a log's header names (VAD, turn detector, speech to text), fresh.
+
+    ``voice`` is the header's ``voice`` field (`Recorder`'s ``voice``):
+    ``vad`` (`VadConfig` settings, which ``vad`` here overrides),
+    ``vad_backend``, ``turn_detect``, ``stt`` (a `load_recognizer` back end,
+    ``"none"`` for none) and ``recognizers`` (2: a second one for finals, as
+    the demo runs). Loading the recognizers takes a few seconds.
+
+    Raises:
+        UsageError: settings that do not make a VAD.
+        SpeechError: a back end that is not installed.
+    """
+    # The voice extra is loaded only for a replay of the whole pipeline.
+    from ..voice import SpeechToText, TurnDetector, VadConfig, VadStage, load_recognizer
+
+    settings = {**dict(voice.get("vad") or {}), **dict(vad or {})}
+    try:
+        config = VadConfig(**settings)
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"VAD settings {settings}: {error}") from None
+    stages: list[Stage] = [VadStage(config, backend=str(voice.get("vad_backend", "auto")))]
+    if voice.get("turn_detect"):
+        stages.append(TurnDetector())
+    stt = str(voice.get("stt", "auto"))
+    if stt != "none":
+        first = load_recognizer(stt)
+        second = load_recognizer(stt) if int(voice.get("recognizers", 1)) > 1 else None
+        stages.append(SpeechToText(first, final_recognizer=second))
+    return stages
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,9 +143,28 @@ def run(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(conversation_text(log))
         return 0
-    diff = conversation_diff(log.outputs, replay(log))
+    if not log.microphone or getattr(args, "session_only", False):
+        diff = conversation_diff(log.outputs, replay(log))
+        if diff is None:
+            print(f"the replay matches the recording ({len(log.outputs)} outputs)")
+            return 0
+        print(diff)
+        return 1
+    try:
+        stages = voice_stages(log.header.voice, vad_settings(getattr(args, "vad", [])))
+    except (UsageError, LiveError) as error:
+        print(f"trio-live replay: {args.log}: {error}", file=sys.stderr)
+        return 2
+    again = replay_pipeline(log, stages)
+    diff = conversation_diff(log.inputs, again.inputs, label="input")
     if diff is None:
-        print(f"the replay matches the recording ({len(log.outputs)} outputs)")
+        diff = conversation_diff(log.outputs, again.outputs)
+    if diff is None:
+        print(
+            "the replay through the voice pipeline matches the recording"
+            f" ({len(log.microphone)} microphone chunks, {len(log.inputs)} inputs,"
+            f" {len(log.outputs)} outputs)"
+        )
         return 0
     print(diff)
     return 1

@@ -22,6 +22,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -113,6 +114,8 @@ class SessionRecorders:
     worker: str | None = None
     started: str = attrs.field(factory=lambda: time.strftime("%Y%m%d-%H%M%S"))
     count: int = 0
+    #: Written to each log's header: what a replay needs to rebuild the voice stages.
+    voice: dict[str, Any] = attrs.field(factory=dict)
 
     def __call__(self) -> Recorder:
         """The next session's recorder (its log is created when the session starts)."""
@@ -121,7 +124,7 @@ class SessionRecorders:
         path = record_path(self.template, f"{self.started}-{number}")
         path.parent.mkdir(parents=True, exist_ok=True)
         logger.info("recording session %s to %s", number, path)
-        return Recorder(path)
+        return Recorder(path, voice=self.voice)
 
 
 def check(args: argparse.Namespace) -> None:
@@ -204,7 +207,9 @@ async def serve(
     worker = workers.current_worker()
     recorders = None
     if record is not None:
-        recorders = SessionRecorders(record, worker=None if worker is None else worker.id)
+        recorders = SessionRecorders(
+            record, worker=None if worker is None else worker.id, voice={"stt": stt}
+        )
     factory = await voice_pipeline(model, stt=stt, recorders=recorders)
     if worker is not None:
         config = attrs.evolve(config, worker=worker.id)
@@ -257,9 +262,13 @@ async def voice_pipeline(
         recognizer = await trio.to_thread.run_sync(load_recognizer, stt)
 
     def factory(config: Config) -> Pipeline:
+        recorder = None if recorders is None else recorders()
         before: list[Stage] = []
         if recognizer is not None:
             before = [VadStage(), SpeechToText(recognizer)]
+            if recorder is not None:
+                # The microphone, before the voice stages, for a replay of them.
+                before.insert(0, recorder.microphone())
         # With speech, an interrupted answer is remembered as far as it was heard.
         session = LoggedSession(
             model,
@@ -267,7 +276,7 @@ async def voice_pipeline(
             emit_stats=True,
             emit_activity=True,
             track_playback=config.tts,
-            recorder=None if recorders is None else recorders(),
+            recorder=recorder,
         )
         after: list[Stage] = [EspeakTts()] if config.tts else []
         return Pipeline(session=session, before=before, after=after)
@@ -297,9 +306,6 @@ class LoggedSession(LiveSession):
                     task_status.started()
                     with outbox, receive:
                         async for part in receive:
-                            if self.recorder is not None:
-                                # As a stage, the session's output is logged here.
-                                self.recorder.output(part)
                             if is_error(part):
                                 report = json.loads(part.text)
                                 logger.warning(

@@ -7,13 +7,17 @@ pytest-trio's ``autojump_clock`` a whole conversation runs in milliseconds and
 every time is exact.
 
 `replay` (and `replay_async`) runs a conversation recorded with
-`trio_live.Recorder` again, on the mock clock; `assert_same_conversation`
-says where two conversations diverge.
+`trio_live.Recorder` again, on the mock clock; `replay_pipeline` runs its
+recorded microphone through the voice stages as well, on a `WorkClock`
+(real work, frozen time); `assert_same_conversation` says where two
+conversations diverge.
 """
 
 from __future__ import annotations
 
 from .._replay_view import RecordedCall, ReplayLog
+from ._clock import WorkClock
+from ._pipeline import replay_pipeline, replay_pipeline_async
 from ._replay import (
     ReplayModel,
     assert_same_conversation,
@@ -32,6 +36,7 @@ __all__ = [
     "ReplayLog",
     "ReplayModel",
     "ScriptedModel",
+    "WorkClock",
     "assert_same_conversation",
     "conversation_diff",
     "play_timeline",
@@ -39,4 +44,6 @@ __all__ = [
     "recorded_outputs",
     "replay",
     "replay_async",
+    "replay_pipeline",
+    "replay_pipeline_async",
 ]

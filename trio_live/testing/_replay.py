@@ -14,7 +14,7 @@ import trio.testing
 from .._errors import LiveError
 from .._model import PromptStream, TurnModel
 from .._parts import Part
-from .._replay_view import RecordedCall, ReplayLog, describe
+from .._replay_view import RecordedCall, ReplayLog, describe, since_start
 from .._session import LiveSession
 
 Timeline = list[tuple[float, Part]]
@@ -97,7 +97,8 @@ async def replay_async(log: LogSource, model: TurnModel | None = None, **options
     overrides them, e.g. ``trigger="end_of_speech"``), against the recorded
     answers (a `ReplayModel`) or ``model``. The input ends when it ended in
     the recording. Times are seconds after the replay's start, rounded to the
-    microsecond as in the log.
+    microsecond as in the log; so are those in statistics parts (`emit_stats`),
+    as the log holds them.
     """
     recorded = read_log(log)
     settings = {**recorded.options, **options}
@@ -129,7 +130,12 @@ async def replay_async(log: LogSource, model: TurnModel | None = None, **options
     async with session, trio.open_nursery() as nursery:
         nursery.start_soon(feed)
         # At the log's resolution, so that a faithful replay equals the log.
-        outputs.extend([(round(trio.current_time() - start, 6), part) async for part in session])
+        outputs.extend(
+            [
+                (round(trio.current_time() - start, 6), since_start(part, start))
+                async for part in session
+            ]
+        )
     return outputs
 
 
@@ -157,11 +163,17 @@ def _same(a: tuple[float, Part], b: tuple[float, Part], tolerance: float) -> boo
 
 
 def conversation_diff(
-    expected: Timeline, got: Timeline, *, tolerance: float = 1e-6, context: int = 3
+    expected: Timeline,
+    got: Timeline,
+    *,
+    tolerance: float = 1e-6,
+    context: int = 3,
+    label: str = "output",
 ) -> str | None:
-    """Where two output timelines first differ, readably; None if they are the same.
+    """Where two timelines first differ, readably; None if they are the same.
 
-    Times match within ``tolerance`` seconds; parts must be equal.
+    Times match within ``tolerance`` seconds; parts must be equal. ``label``
+    names what the timelines hold (``"output"``, ``"input"``).
     """
     for index in range(max(len(expected), len(got))):
         want = expected[index] if index < len(expected) else None
@@ -169,7 +181,7 @@ def conversation_diff(
         if want is not None and have is not None and _same(want, have, tolerance):
             continue
         at = min(x[0] for x in (want, have) if x is not None)
-        lines = [f"the conversations diverge at output {index}, t={at:.3f} s:"]
+        lines = [f"the conversations diverge at {label} {index}, t={at:.3f} s:"]
         lines.extend(
             f"  same     {_row(*row)}" for row in expected[max(0, index - context) : index]
         )
@@ -177,19 +189,34 @@ def conversation_diff(
         lines.append(f"  got      {_row(*have) if have else '(nothing more)'}")
         if want is not None and have is not None and want[1] == have[1]:
             lines.append(f"  (the same part, {have[0] - want[0]:+.6f} s off)")
-        lines.append(f"  ({len(expected)} outputs expected, {len(got)} got)")
+        lines.append(f"  ({len(expected)} {label}s expected, {len(got)} got)")
         return "\n".join(lines)
     return None
 
 
 def assert_same_conversation(
-    expected: Timeline | LogSource, got: Timeline | LogSource, *, tolerance: float = 1e-6
+    expected: Timeline | LogSource,
+    got: Timeline | LogSource,
+    *,
+    tolerance: float = 1e-6,
+    inputs: bool = False,
 ) -> None:
     """Fail, with the first divergence, if two conversations' outputs differ.
 
     Either side is an output timeline (from `replay`, `play_timeline`) or a
-    log (its recorded output).
+    log (its recorded output; `replay_pipeline` returns one). With
+    ``inputs``, both sides are logs and what reached the session (the audio,
+    the speech markers and the transcriptions of a voice pipeline) is
+    compared first.
     """
+    if inputs:
+        if isinstance(expected, list) or isinstance(got, list):
+            raise TypeError("inputs=True compares two logs, not output timelines")
+        diff = conversation_diff(
+            read_log(expected).inputs, read_log(got).inputs, tolerance=tolerance, label="input"
+        )
+        if diff is not None:
+            raise AssertionError(diff)
     diff = conversation_diff(_timeline(expected), _timeline(got), tolerance=tolerance)
     if diff is not None:
         raise AssertionError(diff)

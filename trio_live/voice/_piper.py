@@ -28,7 +28,7 @@ import trio
 from .._errors import SpeechError
 from .._parts import Part
 from ._audio import float_to_pcm, resample
-from ._tts import EspeakTts, _Sentence
+from ._tts import EspeakTts
 
 
 def piper_available() -> bool:
@@ -117,8 +117,4 @@ class PiperTts(EspeakTts):
         """
         with inbox, outbox:
             await trio.to_thread.run_sync(self.load)
-            send_queue, receive_queue = trio.open_memory_channel[_Sentence | Part](self.queue_size)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._speak, receive_queue, outbox)
-                with send_queue:
-                    await self._read(inbox, send_queue, outbox)
+            await self._read_and_speak(inbox, outbox)

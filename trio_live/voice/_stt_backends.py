@@ -75,14 +75,17 @@ def check_pcm16(pcm16: bytes, rate: int) -> None:
 
 
 def _to_float32(pcm16: bytes, rate: int) -> Any:
-    # PCM16 at any rate -> float32 samples in [-1, 1) at MODEL_RATE (numpy array).
+    # PCM16 at any rate -> float32 samples in [-1, 1) at MODEL_RATE (numpy
+    # array), low-pass filtered first when going down (see _resample).
     import numpy as np
+
+    from ._resample import resample_samples
 
     samples = np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
     if rate != MODEL_RATE and samples.size:
         count = max(1, round(samples.size * MODEL_RATE / rate))
-        positions = np.arange(count, dtype=np.float64) * (rate / MODEL_RATE)
-        samples = np.interp(positions, np.arange(samples.size), samples).astype(np.float32)
+        resampled = resample_samples(samples.astype(np.float64), rate, MODEL_RATE, count)
+        samples = resampled.astype(np.float32)
     return np.ascontiguousarray(samples)
 
 

@@ -4,7 +4,7 @@
 
 * the reader takes parts from the inbox. Model text passes through at once
   (a terminal shows it as it streams) and is cut into sentences, which go on
-  a bounded queue as soon as each is complete. The start of each answer
+  a queue as soon as each is complete. The start of each answer
   does not wait for its first full sentence: its first clause (ended by a
   comma, a semicolon, a colon or a dash) or its first ``first_words`` words
   go at once, so the reply starts sounding a few tokens after the model
@@ -21,6 +21,14 @@ espeak-ng; the speaker drops every queued sentence from an older epoch, so
 nothing more of the cut turn is spoken, and the marker itself follows the
 audio already sent.
 
+The reader never waits for the speaker: the queue between them has no bound.
+A marker arrives behind the text sent before it, so a reader that waited for
+room in the queue (a long answer, a slow synthesis under load) left the
+marker unread in the inbox while the speaker went on speaking the cut turn
+(``benchmarks/tts_inbox.py`` measured up to 0.5 s and 77 chunks). What the
+queue holds is the answer's text, which the session holds in its history
+anyway; the model's own limits bound it.
+
 Alignment: each audio part carries ``turn`` and ``spoken_chars``, the number
 of characters of that turn's model text spoken once the part has played.
 Inside a sentence the count grows with the audio, rounded down to the end of
@@ -30,6 +38,7 @@ word the listener did not hear.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from typing import Final
@@ -143,8 +152,6 @@ class EspeakTts:
         rate: the sample rate of the audio parts sent.
         chunk_duration: seconds of audio per part.
         executable: the espeak-ng program.
-        queue_size: sentences and markers waiting to be spoken (the reader
-            waits when the queue is full).
         first_words: the start of each answer is spoken without waiting for
             its first sentence to end: as soon as a clause of two words or
             more ends (``,`` ``;`` ``:`` or a dash), or once this many words
@@ -156,7 +163,6 @@ class EspeakTts:
     rate: int = attrs.field(default=DEFAULT_RATE)
     chunk_duration: float = attrs.field(default=0.2, validator=attrs.validators.gt(0.0))
     executable: str = "espeak-ng"
-    queue_size: int = attrs.field(default=32, validator=attrs.validators.ge(1))
     first_words: int = attrs.field(default=5, validator=attrs.validators.ge(0))
     _epoch: int = attrs.field(init=False, default=0)
     _speaking: trio.CancelScope | None = attrs.field(init=False, default=None)
@@ -225,11 +231,20 @@ class EspeakTts:
         with inbox, outbox:
             if shutil.which(self.executable) is None:
                 raise SpeechError(f"{self.executable} not found; install the espeak-ng package")
-            send_queue, receive_queue = trio.open_memory_channel[_Sentence | Part](self.queue_size)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._speak, receive_queue, outbox)
-                with send_queue:
-                    await self._read(inbox, send_queue, outbox)
+            await self._read_and_speak(inbox, outbox)
+
+    async def _read_and_speak(
+        self,
+        inbox: trio.MemoryReceiveChannel[Part],
+        outbox: trio.MemorySendChannel[Part],
+    ) -> None:
+        # Unbounded: the reader must never wait for the speaker (see the
+        # module docstring).
+        send_queue, receive_queue = trio.open_memory_channel[_Sentence | Part](math.inf)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._speak, receive_queue, outbox)
+            with send_queue:
+                await self._read(inbox, send_queue, outbox)
 
     async def _read(
         self,
