@@ -148,7 +148,7 @@ async def test_typed_turn(autojump_clock: trio.abc.Clock) -> None:
     async with bridged(sessions(model)) as client:
         ready = await client.receive()
         assert ready["type"] == "ready"
-        assert ready["version"] == 1
+        assert ready["version"] == 2
         assert ready["session"] == "1"
         await client.send(type="text", text="hello there")
         seen: list[Event] = []
@@ -769,3 +769,179 @@ async def test_any_message_keeps_a_client_alive(autojump_clock: trio.abc.Clock) 
         assert not client.ended.is_set()
         await client.send(type="text", text="hi")
         assert (await client.until("text"))["text"] == "still here"
+
+
+# --- protocol versions: who ends the playback ---------------------------------
+
+
+@attrs.define(eq=False)
+class PlayingVad(FakeVad):
+    """A `FakeVad` that also records each value set on ``answer_playing``."""
+
+    playing: list[tuple[bool, float]] = attrs.field(factory=list)
+    _answer_playing: bool = False
+
+    @property
+    def answer_playing(self) -> bool:
+        return self._answer_playing
+
+    @answer_playing.setter
+    def answer_playing(self, value: bool) -> None:
+        self._answer_playing = value
+        self.playing.append((value, trio.current_time()))
+
+
+def tracked(
+    vad: FakeVad, model: ScriptedModel, made: list[LiveSession] | None = None
+) -> Callable[[Config], Pipeline]:
+    """Sessions with playback tracking (as ``trio-live serve`` builds them with speech)."""
+
+    def factory(config: Config) -> Pipeline:
+        session = LiveSession(model, track_playback=True, emit_activity=True)
+        if made is not None:
+            made.append(session)
+        return Pipeline(session=session, before=[vad], after=[FakeSpeech()])
+
+    return factory
+
+
+# FakeSpeech: 5 samples per character, so 1600 characters are 0.5 s of speech.
+HALF_A_SECOND = "x" * 1600
+
+
+async def test_a_version_2_client_ends_the_playback_with_its_report(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    vad = PlayingVad()
+    model = ScriptedModel([[HALF_A_SECOND], [HALF_A_SECOND]])
+    async with bridged(tracked(vad, model), echo_tail=0.5, report_timeout=5.0) as client:
+        await client.receive()
+        await client.send(type="config", version=2)
+        await client.send(type="text", text="hello")
+        seen: list[Event] = []
+        await client.until("answer_complete", seen)
+        sent = trio.current_time()
+        await trio.sleep(3)  # well past the guessed end (0.5 s) and the echo tail
+        await client.sync(seen)
+        assert vad.model_speaking is True  # the client may still be playing
+        assert "turn_complete" not in [e.get("type") for e in seen]  # it waits for the report
+        await client.send(type="playback", turn=1, chars=1600, finished=True)
+        await client.until("turn_complete", seen)
+        assert vad.model_speaking is False
+        # A client that stops reporting: the guess plus report_timeout ends the guard,
+        # and the turn stays open (turn_complete waits for the report).
+        await client.send(type="text", text="again")
+        later: list[Event] = []
+        await client.until("answer_complete", later)
+        again = trio.current_time()
+        await trio.sleep(10)
+        await client.sync(later)
+        assert "turn_complete" not in [e.get("type") for e in later]
+    assert vad.history == [(True, sent), (False, sent + 3), (True, again), (False, again + 5.5)]
+    assert vad.playing == vad.history  # the quicker barge-in over the same window
+
+
+@pytest.mark.parametrize("config", [None, {"version": 1}, {"version": 1, "tts": False}])
+async def test_a_version_1_client_gets_turn_complete_without_reporting(
+    config: dict[str, Any] | None, autojump_clock: trio.abc.Clock
+) -> None:
+    vad = FakeVad()
+    made: list[LiveSession] = []
+    model = ScriptedModel([[HALF_A_SECOND]])
+    async with bridged(tracked(vad, model, made), echo_tail=0.5) as client:
+        await client.receive()
+        if config is not None:
+            await client.send(type="config", **config)
+        await client.send(type="text", text="hello")
+        seen: list[Event] = []
+        await client.until("answer_complete", seen)
+        sent = trio.current_time()
+        await client.until("turn_complete", seen)
+        waited = trio.current_time() - sent
+    spoken = config is None or config.get("tts", True)
+    # With speech, once its audio had time to play plus the echo tail; without, at once.
+    assert waited == pytest.approx(1.0 if spoken else 0.0)
+    kinds = [e["type"] for e in seen if "type" in e]
+    assert kinds[-2:] == ["answer_complete", "turn_complete"]
+    assert ("audio" in kinds) == spoken
+    assert [p.text for p in made[0].history()] == ["hello", HALF_A_SECOND]  # heard whole
+
+
+# --- options: the interruption rules, switched in the same session -------------
+
+
+async def test_options_change_the_interruption_rules_in_the_same_session(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    made: list[LiveSession] = []
+    model = ScriptedModel([["one", *[" two"] * 100]] * 3, part_delay=0.05)
+
+    def factory(config: Config) -> Pipeline:
+        made.append(LiveSession(model, emit_activity=True))
+        return Pipeline(session=made[-1])
+
+    async with bridged(factory) as client:
+        await client.receive()
+        await client.send(type="options", min_interruption_duration=0.3, min_interruption_words=1)
+        await client.send(type="options", false_interruption_timeout=1.5)
+        await client.sync()
+        session = made[0]
+        assert (
+            session.min_interruption_duration,
+            session.min_interruption_words,
+            session.false_interruption_timeout,
+        ) == (0.3, 1, 1.5)
+        # Out of bounds: a typed error, nothing changed, the session goes on.
+        await client.send(type="options", false_interruption_timeout=3600, tts=False)
+        error = await client.until("error")
+        assert error["code"] == "bad_option"
+        assert "false_interruption_timeout" in error["message"]
+        assert session.false_interruption_timeout == 1.5
+        # The interrupt button still cuts at once (it is no voice to judge).
+        await client.send(type="text", text="talk")
+        await client.until("text")
+        cut_at = trio.current_time()
+        await client.send(type="interrupt")
+        await client.until("interrupted")
+        assert trio.current_time() - cut_at < 0.1
+        # Switched off again (null: no timeout), in the same session.
+        await client.send(
+            type="options",
+            min_interruption_duration=0,
+            min_interruption_words=0,
+            false_interruption_timeout=None,
+        )
+        await client.sync()
+        assert session.false_interruption_timeout is None
+        assert session.statistics().interrupted_turns == 1
+    assert len(made) == 1
+    assert client.counters.protocol_errors == 3  # the bad option and the two syncs
+
+
+@attrs.define(eq=False)
+class PickySession(LiveSession):
+    """A session that refuses every policy change (as one with stricter bounds might)."""
+
+    def update_policy(self, **options: object) -> None:
+        raise ValueError(f"{sorted(options)[0]} may not change here")
+
+
+async def test_an_option_the_session_refuses_gets_bad_option(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    def factory(config: Config) -> Pipeline:
+        return Pipeline(session=PickySession(ScriptedModel(["Still here."])))
+
+    async with bridged(factory) as client:
+        await client.receive()
+        await client.send(type="options", min_interruption_words=2, tts=False)
+        error = await client.until("error")
+        assert error == {
+            "type": "error",
+            "code": "bad_option",
+            "message": "min_interruption_words may not change here",
+        }
+        await client.send(type="text", text="hello")
+        seen: list[Event] = []
+        await client.until("turn_complete", seen)
+    assert [e["text"] for e in seen if e["type"] == "text"] == ["Still here."]

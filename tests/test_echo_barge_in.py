@@ -1,13 +1,17 @@
-"""Barge-in over the playing answer under the echo guard (issue 13).
+"""Barge-in over the playing answer, under the echo guard and with a headset (issue 13).
 
 The machine on exact stream times, then the stage on real audio: the model's
 echo (espeak-ng, 12 dB below the user) alone never starts speech; the user
 speaking over it starts speech within 0.3 s, its ``at`` reaching back to
 where the user began (tests/data/make_barge_in_data.py makes the clips).
+With a headset (no guard, ``answer_playing``) a start over the answer needs
+``barge_in_min_speech`` (0.1 s), not ``min_speech`` (0.2 s); clicks and noise
+bursts still never start.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -93,8 +97,27 @@ def test_a_bad_level_raises() -> None:
         VadMachine().push(0.5, 0.0, FRAME, -1.0)
 
 
-async def stage_starts(name: str, guard_from: float) -> list[tuple[float, float]]:
-    """(at, detected_at) of the starts found in ``name``, the guard on from ``guard_from``."""
+def test_over_a_playing_answer_without_the_guard_a_start_needs_less_speech() -> None:
+    frames = [(0.0, 0.0)] * 10 + [(0.9, 0.1)] * 10
+    (plain,) = run(VadMachine(), frames)
+    (hurried,) = run(VadMachine(answer_playing=True), frames)
+    assert plain.detected_at == pytest.approx(10 * FRAME + 7 * FRAME)  # 0.2 s: 7 frames
+    assert hurried.detected_at == pytest.approx(10 * FRAME + 4 * FRAME)  # 0.1 s: 4 frames
+    assert hurried.at == plain.at == pytest.approx(10 * FRAME - 0.1)  # the same padding
+    # A shorter burst (3 frames, 96 ms) starts nothing even then.
+    assert run(VadMachine(answer_playing=True), [(0.9, 0.1)] * 3 + [(0.0, 0.0)] * 20) == []
+    # Under the guard, the echo rules decide, not the shorter onset.
+    guarded = VadMachine(model_speaking=True, answer_playing=True)
+    assert run(guarded, [(0.0, 0.0)] * 5 + [(1.0, echo_level(i)) for i in range(100)]) == []
+    with pytest.raises(ValueError, match="barge_in_min_speech"):
+        VadConfig(barge_in_min_speech=-0.1)
+
+
+async def stage_starts(
+    name: str, guard_from: float, *, playing_from: float | None = None
+) -> list[tuple[float, float]]:
+    """(at, detected_at) of the starts found in ``name``, the guard on from ``guard_from``
+    (``answer_playing`` instead, with no guard, from ``playing_from``)."""
     pcm, rate = read_wav(DATA / name)
     stage = VadStage(backend="silero")
     send_in, receive_in = trio.open_memory_channel[Part](0)
@@ -112,7 +135,9 @@ async def stage_starts(name: str, guard_from: float) -> list[tuple[float, float]
         async with send_in:
             chunk = 640  # 20 ms, as the page sends
             for offset in range(0, len(pcm), chunk):
-                stage.model_speaking = offset / 2 / rate >= guard_from
+                now = offset / 2 / rate
+                stage.model_speaking = now >= guard_from
+                stage.answer_playing = playing_from is not None and now >= playing_from
                 await send_in.send(audio_part(pcm[offset : offset + chunk], rate=rate))
     return starts
 
@@ -132,3 +157,26 @@ async def test_real_user_over_real_echo_barges_in_within_0_3_s(
     at, detected_at = during[0]
     assert user < detected_at <= user + 0.3
     assert at <= user  # speech to text hears "Stop" from its first sound
+
+
+async def test_with_a_headset_the_user_barges_in_within_0_25_s(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # The headset clip: the answer plays (no echo on the microphone).
+    user = TIMES["barge_in"]
+    playing = await stage_starts("barge_in.wav", math.inf, playing_from=TIMES["echo_from"])
+    plain = await stage_starts("barge_in.wav", math.inf)
+    # The first start after the user began ("Stop."; "Wait a moment." is another).
+    at, detected_at = next(start for start in playing if start[1] > user)
+    _, detected_plain = next(start for start in plain if start[1] > user)
+    # Speech to text and the trip to the page get the rest of the 0.3 s.
+    assert user < detected_at <= user + 0.25
+    assert detected_plain - detected_at == pytest.approx(0.096)  # 3 frames sooner
+    assert at <= user + 0.05  # "Stop" is heard from (about) its first sound
+
+
+@pytest.mark.parametrize("name", ["click", "cough"])
+async def test_clicks_and_noise_bursts_never_barge_in_over_a_playing_answer(
+    name: str, autojump_clock: trio.abc.Clock
+) -> None:
+    assert await stage_starts(f"{name}.wav", math.inf, playing_from=0.0) == []

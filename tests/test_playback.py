@@ -209,9 +209,126 @@ async def test_echo_guard_switched_off_and_on(autojump_clock: trio.abc.Clock) ->
         tracker.audio_sent(2, 5.0)
         assert vad.model_speaking is False
         await trio.sleep(1)
+        tracker.interrupted(2)  # nothing plays now
         tracker.echo_guard = True
+        assert vad.model_speaking is False  # nothing plays: it comes on with the next audio
         tracker.audio_sent(3, 1.0)
         await trio.sleep(5)
+        # Turned on while speech plays, it comes on at once.
+        tracker.echo_guard = False
+        tracker.audio_sent(4, 5.0)
+        await trio.sleep(1)
+        tracker.echo_guard = True
+        await trio.sleep(10)
         nursery.cancel_scope.cancel()
     assert tracker.echo_guard is True
-    assert vad.history == [(True, start), (False, start + 1), (True, start + 2), (False, start + 3)]
+    assert vad.history == [
+        (True, start),
+        (False, start + 1),
+        (True, start + 2),
+        (False, start + 3),
+        (True, start + 8),
+        (False, start + 12),
+    ]
+
+
+@attrs.define(eq=False)
+class Hurried:
+    """Stands for a voice activity stage's ``answer_playing``: records each set, with the time."""
+
+    history: list[tuple[bool, float]] = attrs.field(factory=list)
+    _playing: bool = False
+
+    @property
+    def answer_playing(self) -> bool:
+        return self._playing
+
+    @answer_playing.setter
+    def answer_playing(self, value: bool) -> None:
+        self._playing = value
+        self.history.append((value, trio.current_time()))
+
+
+async def test_a_reporting_listener_ends_the_playback_by_its_report(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    vad, hurried = Vad(), Hurried()
+    session = Recording(ScriptedModel())
+    tracker = PlaybackTracker(
+        session, stages=[vad, hurried], tail=0.5, reports=True, report_timeout=5.0
+    )
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tracker.run)
+        start = trio.current_time()
+        tracker.audio_sent(1, 2.0)
+        await trio.sleep(3)  # past the guessed end and its tail: still playing
+        assert tracker.active
+        assert tracker.playing
+        tracker.answer_complete(1)  # the listener reports it, not the tracker
+        tracker.report(1, 8, finished=True)
+        assert not tracker.playing
+        # A listener that stops reporting: the guess plus report_timeout bounds it.
+        tracker.audio_sent(2, 1.0)
+        tracker.answer_complete(2)
+        await trio.sleep(20)
+        nursery.cancel_scope.cancel()
+    assert vad.history == [(True, start), (False, start + 3), (True, start + 3), (False, start + 9)]
+    assert hurried.history == vad.history
+    assert session.reports == [(1, 8, True)]
+
+
+async def test_answer_playing_follows_the_playback_whatever_the_guard(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    vad, hurried = Vad(), Hurried()
+    tracker = PlaybackTracker(Recording(ScriptedModel()), stages=[vad, hurried], tail=0.5)
+    tracker.echo_guard = False  # a headset
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tracker.run)
+        start = trio.current_time()
+        tracker.audio_sent(1, 1.0)
+        assert hurried.answer_playing is True
+        await trio.sleep(0.5)
+        tracker.interrupted(1)
+        tracker.audio_sent(1, 1.0)  # late audio of the interrupted turn: not played
+        tracker.audio_sent(2, 1.0)
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert vad.history == []
+    assert not tracker.active
+    assert hurried.history == [
+        (True, start),
+        (False, start + 0.5),
+        (True, start + 0.5),
+        (False, start + 2.0),
+    ]
+
+
+async def test_a_listener_that_does_not_report_hears_a_complete_answer_once_played(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    session = Recording(ScriptedModel())
+    tracker = PlaybackTracker(session, tail=0.5)  # reports=False: an old client
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(tracker.run)
+        start = trio.current_time()
+        tracker.audio_sent(1, 2.0)
+        tracker.report(1, 4)  # it may still say how far it heard
+        await trio.sleep(0.5)
+        tracker.answer_complete(1)
+        assert session.reports == [(1, 4, False)]  # still playing
+        await trio.sleep(1.99)
+        await trio.testing.wait_all_tasks_blocked()
+        assert session.reports == [(1, 4, False)]
+        await trio.sleep(0.01)  # its audio, plus the tail
+        await trio.testing.wait_all_tasks_blocked()
+        assert trio.current_time() == start + 2.5
+        assert session.reports[1:] == [(1, 4, True)]
+        tracker.answer_complete(2)  # no speech (speech off): finished at once
+        assert session.reports[2:] == [(2, 0, True)]
+        tracker.audio_sent(3, 2.0)
+        tracker.interrupted(3)  # cut: its turn ends without a playback report
+        tracker.answer_complete(3)
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    assert session.reports == [(1, 4, False), (1, 4, True), (2, 0, True)]

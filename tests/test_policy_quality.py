@@ -734,3 +734,20 @@ def test_the_demo_runs_the_quality_rules_unless_told_not_to() -> None:
     mixed = parser.parse_args(["demo", "--no-quality", "--min-interruption-words", "2"])
     assert session_options(mixed)["min_interruption_words"] == 2
     assert wants_turn_detector(parser.parse_args(["demo", "--no-quality", "--turn-detect"]))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"min_interruption_duration": 0.5},
+        {"min_interruption_words": 2},
+        {"false_interruption_timeout": 1.0},
+    ],
+)
+def test_an_explicit_interrupt_cuts_at_once_whatever_the_rules(options: dict[str, Any]) -> None:
+    # An interrupt button, not a voice: ``metadata["interrupt"]`` skips rules 15, 16 and 18.
+    policy = answering(**options)
+    assert policy.receive(start_of_speech(), 1.0) == ()  # a voice waits
+    policy.receive(end_of_speech(), 1.1)
+    assert BARGE_IN in policy.receive(start_of_speech().with_metadata(interrupt=True), 2.0)
+    assert policy.state is State.ANSWERING  # the driver ends the generation

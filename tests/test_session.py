@@ -708,3 +708,51 @@ async def test_markers_are_no_answer_and_shown_transcriptions_are_recognisable(
     shown = [p for p in out if is_transcription(p)]
     assert [(p.text, p.substream) for p in shown] == [("hel", ""), ("hello", "")]
     assert [p.text for p in out if is_final_transcription(p)] == ["hello"]
+
+
+# --- changing the policy mid-conversation --------------------------------------
+
+
+async def test_update_policy_changes_the_interruption_rules_mid_session(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    model = ScriptedModel([["one", *[" two"] * 40], ["three", *[" four"] * 40]], part_delay=0.1)
+    async with LiveSession(model) as session:
+        await session.send(end_of_turn("first"))
+        await session.receive()
+        session.update_policy(min_interruption_duration=0.5, backchannels=["Mm-hm", "yeah"])
+        assert session.min_interruption_duration == 0.5
+        assert session.backchannels == ("mm-hm", "yeah")
+        # Speech over the answer now has to last 0.5 s: a short one is no interruption.
+        await session.send(start_of_speech())
+        await trio.sleep(0.2)
+        await session.send(end_of_speech())
+        await trio.sleep(1.0)
+        assert session.statistics().interrupted_turns == 0
+        # Back to the default: the next start of speech interrupts at once.
+        session.update_policy(min_interruption_duration=0.0)
+        await session.send(start_of_speech())
+        while not is_interrupted(await session.receive()):
+            pass
+        assert session.statistics().interrupted_turns == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"min_interruption_duration": -1}, "min_interruption_duration must be"),
+        ({"min_interruption_words": 1.5}, "min_interruption_words must be"),
+        ({"false_interruption_timeout": 0}, "false_interruption_timeout must be"),
+        ({"backchannels": "yeah"}, "backchannels must be"),
+        ({"trigger": "end_of_speech"}, "'trigger' cannot be updated"),
+        ({"min_interruption_words": 2, "window": 5.0}, "'window' cannot be updated"),
+    ],
+)
+async def test_update_policy_checks_like_the_constructor_and_changes_nothing_on_error(
+    options: dict[str, object], message: str
+) -> None:
+    session = LiveSession(ScriptedModel())
+    with pytest.raises(ValueError, match=message):
+        session.update_policy(**{"min_interruption_words": 3, **options})
+    assert session.min_interruption_words == 0
+    assert session.statistics().state == "listening"

@@ -224,7 +224,7 @@ async def test_page_in_chromium_with_a_fake_microphone(tmp_path: Path) -> None:
                 status = text_of("connection")
                 closed = await until(tools, f"{status}.startsWith('disconnected') && {status}")
             nursery.cancel_scope.cancel()
-    assert connected == "connected · session 1 · protocol v1"
+    assert connected == "connected · session 1 · protocol v2"
     assert idle_state == "idle"
     assert "Start the microphone and speak" in hint
     assert listening, "the badge did not turn to listening with the microphone on"
@@ -281,7 +281,7 @@ async def test_page_through_nginx_in_front_of_two_workers(tmp_path: Path) -> Non
             page_url = await tools.evaluate("location.href")
     assert page_url == f"http://chat.test:{listen}/"
     assert connected, f"the page never connected: {worker_log}"
-    assert re.fullmatch(r"connected · session w[12]-\d+ · protocol v1", connected), connected
+    assert re.fullmatch(r"connected · session w[12]-\d+ · protocol v2", connected), connected
     assert text, "the typed turn was not answered"
     assert "Through the proxy?" in text, text
     assert errors == ""
@@ -388,12 +388,15 @@ def capture_time(frames: list[dict[str, Any]], at: float, first_sound_at: float)
 async def barge_in_over_playback(tmp_path: Path, *, headset: bool) -> tuple[float, str]:
     """Speak over the playing answer; return (latency in s, the user's second line).
 
-    The latency runs from the capture of the user's first sample of speech to
-    the page receiving ``interrupted``.
+    The clip (``barge_in_late.wav``) speaks the question, then "Stop." 16 s in,
+    over an answer twice the long one (19 s): it still plays then when a loaded
+    machine took seconds to recognize the question. The latency runs from the
+    capture of the user's first sample of speech to the page receiving
+    ``interrupted``.
     """
     recognizer = await trio.to_thread.run_sync(load_recognizer, "auto")
-    model = ScriptedModel([LONG_ANSWER, "All right, I stopped."])
-    microphone = HELLO.parent / "barge_in.wav"
+    model = ScriptedModel([f"{LONG_ANSWER} {LONG_ANSWER}", "All right, I stopped."])
+    microphone = HELLO.parent / "barge_in_late.wav"
 
     def factory(config: Config) -> Pipeline:
         session = LiveSession(model, emit_activity=True, track_playback=True)
@@ -405,7 +408,7 @@ async def barge_in_over_playback(tmp_path: Path, *, headset: bool) -> tuple[floa
 
     server = WebServer(factory, ServerConfig(port=0))
     ARTIFACTS.mkdir(exist_ok=True)
-    with trio.fail_after(90):
+    with trio.fail_after(100):
         async with trio.open_nursery() as nursery:
             port = await nursery.start(server.serve)
             log = ARTIFACTS / f"chromium-barge-in-{'headset' if headset else 'guard'}.log"
@@ -426,7 +429,7 @@ async def barge_in_over_playback(tmp_path: Path, *, headset: bool) -> tuple[floa
                     tools,
                     f"{user_lines}.length > 1 && !{user_lines}[1].classList.contains('partial')"
                     f" && {user_lines}[1].textContent",
-                    40,
+                    60,
                 )
                 frames = await tools.evaluate("sentFrames")
                 received = await tools.evaluate("received")
@@ -437,10 +440,14 @@ async def barge_in_over_playback(tmp_path: Path, *, headset: bool) -> tuple[floa
     times = BARGE_IN_TIMES
     interrupted = [event["t"] for event in received if event["type"] == "interrupted"]
     assert interrupted, f"the answer was never interrupted: {received}"
-    spoke = capture_time(frames, times["barge_in"], times["question_at"])
+    spoke = capture_time(frames, times["late_barge_in"], times["question_at"])
     # The clip's timing assumes the answer plays by then (its echo too).
     playing = min(event["t"] for event in received if event["type"] == "audio")
-    assert playing < spoke - 1000, "the answer came too late for the clip"
+    heard = [round(event["t"]) for event in received if event["type"] == "transcript"]
+    assert playing < spoke - 1000, (
+        f"the answer came too late for the clip (a loaded machine?): its audio at"
+        f" {playing:.0f} ms, the user at {spoke:.0f} ms, transcripts at {heard} ms"
+    )
     latency = (interrupted[0] - spoke) / 1000
     assert latency > 0, f"interrupted {-latency:.2f} s before the user spoke (by the echo?)"
     return latency, str(second or shown)
@@ -450,7 +457,8 @@ async def test_barge_in_over_playback_with_a_headset(tmp_path: Path) -> None:
     latency, second = await barge_in_over_playback(tmp_path, headset=True)
     print(f"barge-in over playback, headset: interrupted {latency * 1000:.0f} ms after speech")
     assert "stop" in second.lower(), second
-    assert latency < 0.6
+    # The quicker onset over a playing answer (0.1 s): 244-278 ms measured here.
+    assert latency < 0.45
 
 
 async def test_barge_in_over_playback_with_the_echo_guard(tmp_path: Path) -> None:
@@ -464,6 +472,103 @@ async def test_barge_in_over_playback_with_the_echo_guard(tmp_path: Path) -> Non
     text = second.lower()
     assert "top" in text or text.partition("wait")[0].strip(" ,.") != "", second
     assert latency < 0.6
+
+
+async def test_backchannel_switch_applies_in_the_same_session(tmp_path: Path) -> None:
+    """The page's "backchannels don't interrupt", switched on after the session
+    started: "Yeah." over the playing answer (headset) does not stop it; the
+    same clip with the switch off does (see the first run, below)."""
+    recognizer = await trio.to_thread.run_sync(load_recognizer, "auto")
+    results = {}
+    for switch in (False, True):
+        results[switch] = await backchannel_over_playback(
+            tmp_path / f"run-{switch}", recognizer, switch=switch
+        )
+    (off_events, off_sessions, _), (on_events, on_sessions, history) = (
+        results[False],
+        results[True],
+    )
+    assert "interrupted" in off_events, off_events  # any speech cuts by default
+    assert off_sessions == [(0.0, 0)]
+    # Switched on: the answer played to its end, in the one session the page opened.
+    assert "interrupted" not in on_events, on_events
+    assert "turn_complete" in on_events, on_events
+    assert on_sessions == [(0.0, 1)]
+    user, answer = history[0], history[1]
+    assert "weather" in user.lower()
+    assert answer == f"{LONG_ANSWER} {LONG_ANSWER}"  # heard whole
+    # The backchannel joins the history after the answer, as what the user said.
+    assert any("yeah" in text.lower() for text in history[2:]), history
+
+
+async def backchannel_over_playback(
+    tmp_path: Path, recognizer: Any, *, switch: bool
+) -> tuple[list[str], list[tuple[float, int]], list[str]]:
+    """Type a question, then play tests/data/backchannel.wav to the page over the
+    answer (headset on, the switch as given); return the event types the page
+    received from the answer's first audio on, each session's
+    (min_interruption_duration, min_interruption_words), and the first
+    session's history."""
+    # Twice the long answer (19 s): it plays over "Yeah." however late it starts.
+    answer = f"{LONG_ANSWER} {LONG_ANSWER}"
+    model = ScriptedModel([answer, "All right."])
+    made: list[LiveSession] = []
+
+    def factory(config: Config) -> Pipeline:
+        made.append(LiveSession(model, emit_activity=True, track_playback=True))
+        return Pipeline(
+            session=made[-1],
+            before=[VadStage(), SpeechToText(recognizer)],
+            after=[EspeakTts()],
+        )
+
+    server = WebServer(factory, ServerConfig(port=0))
+    ARTIFACTS.mkdir(exist_ok=True)
+    microphone = HELLO.parent / "backchannel.wav"
+    await trio.Path(tmp_path).mkdir()
+    with trio.fail_after(100):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(server.serve)
+            log = ARTIFACTS / f"chromium-backchannel-{'on' if switch else 'off'}.log"
+            async with chromium(tmp_path / "profile", log, microphone) as tools:
+                await tools.call("Page.enable")
+                await tools.call("Runtime.enable")
+                await tools.call("Page.addScriptToEvaluateOnNewDocument", source=RECORDER)
+                await tools.call("Page.navigate", url=f"http://127.0.0.1:{port}/")
+                await until(tools, f"{text_of('connection')}.startsWith('connected')")
+                # The session has started (the page's config): switch on in it.
+                await until(tools, "received.some(e => e.type === 'ready')")
+                await tools.evaluate("document.getElementById('headset').click()")
+                if switch:
+                    await tools.evaluate("document.getElementById('backchannels').click()")
+                await tools.evaluate("document.getElementById('mic').click()")
+                # Typed, the question is answered at once: the answer plays over the clip.
+                await tools.evaluate(
+                    "document.getElementById('text').value = 'What is the weather like?';"
+                    "document.getElementById('typed').requestSubmit()"
+                )
+                ended = "received.some(e => e.type === 'interrupted' || e.type === 'turn_complete')"
+                await until(tools, ended, 60)
+                if switch:
+                    # The backchannel's transcript comes as the answer plays on.
+                    lines = "[...document.querySelectorAll('.turn.user .text')]"
+                    await until(tools, f"{lines}.some(e => /yeah/i.test(e.textContent))", 10)
+                frames = await tools.evaluate("sentFrames")
+                received = await tools.evaluate("received")
+                errors = await tools.evaluate(text_of("errors"))
+            nursery.cancel_scope.cancel()
+    assert errors == ""
+    # The clip's first sound is the backchannel.
+    at = BARGE_IN_TIMES["backchannel"]
+    spoke = capture_time(frames, at, at)
+    playing = min(event["t"] for event in received if event["type"] == "audio")
+    assert playing < spoke - 1000, f"the answer came too late for the clip: {playing - spoke} ms"
+    # An interruption, if any, came after the backchannel was captured.
+    assert all(e["t"] > spoke for e in received if e["type"] == "interrupted"), received
+    answered = [e["type"] for e in received if e["t"] >= playing]
+    shown = [(s.min_interruption_duration, s.min_interruption_words) for s in made]
+    history = [part.text for part in made[0].history() if part.mimetype == "text/plain"]
+    return answered, shown, history
 
 
 async def test_page_shows_tool_activity(tmp_path: Path) -> None:

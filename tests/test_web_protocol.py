@@ -29,6 +29,7 @@ from trio_live.web import (
     AudioFrame,
     BadAudioFrame,
     BadJson,
+    BadOption,
     Config,
     EndOfTurn,
     Interrupt,
@@ -72,10 +73,37 @@ def _json(message: dict[str, Any]) -> str:
             Options(tts=True, echo_guard=True),
         ),
         (_json({"type": "options"}), Options()),
-        (_json({"type": "config"}), Config(version=PROTOCOL_VERSION, tts=True)),
+        (_json({"type": "config"}), Config(version=1, tts=True)),  # version 1 by default
         (
             _json({"type": "config", "version": 1, "tts": False, "sample_rate": 16000}),
             Config(version=1, tts=False),
+        ),
+        (_json({"type": "config", "version": 2}), Config(version=2, tts=True)),
+        # The interruption rules, within their bounds; null turns a timeout off.
+        (
+            _json(
+                {
+                    "type": "options",
+                    "min_interruption_duration": 0.3,
+                    "min_interruption_words": 1,
+                    "false_interruption_timeout": 1.5,
+                }
+            ),
+            Options(
+                policy={
+                    "min_interruption_duration": 0.3,
+                    "min_interruption_words": 1,
+                    "false_interruption_timeout": 1.5,
+                }
+            ),
+        ),
+        (
+            _json({"type": "options", "false_interruption_timeout": None, "tts": True}),
+            Options(tts=True, policy={"false_interruption_timeout": None}),
+        ),
+        (
+            _json({"type": "options", "min_interruption_duration": 2}),
+            Options(policy={"min_interruption_duration": 2.0}),
         ),
         # Unknown fields are ignored, for newer clients.
         (_json({"type": "interrupt", "reason": "button"}), Interrupt()),
@@ -104,7 +132,37 @@ def test_decode_valid(message: str | bytes, expected: object) -> None:
         (_json({"type": "playback", "turn": 1, "chars": -1}), MalformedMessage, "bad_message"),
         (_json({"type": "playback", "turn": True, "chars": 1}), MalformedMessage, "bad_message"),
         (_json({"type": "playback", "turn": 1.5, "chars": 1}), MalformedMessage, "bad_message"),
-        (_json({"type": "config", "version": 2}), UnsupportedVersion, "unsupported_version"),
+        (_json({"type": "config", "version": 3}), UnsupportedVersion, "unsupported_version"),
+        (_json({"type": "config", "version": 0}), UnsupportedVersion, "unsupported_version"),
+        # Out of bounds: no client pins the server with a huge timeout.
+        (_json({"type": "options", "false_interruption_timeout": 3600}), BadOption, "bad_option"),
+        (_json({"type": "options", "min_interruption_duration": 2.5}), BadOption, "bad_option"),
+        (_json({"type": "options", "min_interruption_duration": -0.1}), BadOption, "bad_option"),
+        (_json({"type": "options", "min_interruption_words": 6}), BadOption, "bad_option"),
+        (_json({"type": "options", "false_interruption_timeout": 0}), BadOption, "bad_option"),
+        ('{"type": "options", "min_interruption_duration": NaN}', BadOption, "bad_option"),
+        ('{"type": "options", "false_interruption_timeout": Infinity}', BadOption, "bad_option"),
+        # The wrong type, or null where off is no value.
+        (
+            _json({"type": "options", "min_interruption_words": 1.0}),
+            MalformedMessage,
+            "bad_message",
+        ),
+        (
+            _json({"type": "options", "min_interruption_duration": None}),
+            MalformedMessage,
+            "bad_message",
+        ),
+        (
+            _json({"type": "options", "min_interruption_duration": True}),
+            MalformedMessage,
+            "bad_message",
+        ),
+        (
+            _json({"type": "options", "false_interruption_timeout": "1"}),
+            MalformedMessage,
+            "bad_message",
+        ),
         (_json({"type": "config", "sample_rate": 48000}), MalformedMessage, "bad_message"),
         (_json({"type": "config", "tts": "yes"}), MalformedMessage, "bad_message"),
         (b"", BadAudioFrame, "bad_audio"),
@@ -152,6 +210,7 @@ def test_input_parts() -> None:
     assert eot.text == ""
     start, end = input_parts(Interrupt())
     assert is_start_of_speech(start)
+    assert start.metadata["interrupt"] is True  # cuts whatever the interruption rules
     assert is_end_of_speech(end)
     assert input_parts(Config()) == []
     assert input_parts(Playback(turn=1, chars=2)) == []
@@ -230,7 +289,8 @@ def test_output_status() -> None:
 def test_ready_and_error_events() -> None:
     ready = json.loads(ready_event(session="7", limits=Limits()).text)
     assert ready["type"] == "ready"
-    assert ready["version"] == PROTOCOL_VERSION
+    assert ready["version"] == PROTOCOL_VERSION == 2
+    assert ready["versions"] == [1, 2]
     assert ready["session"] == "7"
     assert ready["audio"] == {"format": "pcm_s16le", "sample_rate": 16000, "channels": 1}
     assert ready["limits"]["max_audio_frame_bytes"] == 32000

@@ -126,7 +126,7 @@ async def test_typed_turn() -> None:
         ):
             ready = await receive(ws)
             assert ready["type"] == "ready"
-            assert ready["version"] == 1
+            assert ready["version"] == 2
             await ws.send_message(json.dumps({"type": "text", "text": "hello there"}))
             seen: list[Event] = []
             done = await until(ws, "turn_complete", seen)

@@ -380,7 +380,8 @@ class TurnPolicy:
                 self._awaiting_final = self.trigger is TriggerMode.FINAL_TRANSCRIPTION
             self._pause_until = None
             self._final_bound = False
-            if self._over_answer() and not self.barge_in_at_once:
+            explicit = part.metadata.get("interrupt") is True  # a button, not a voice
+            if self._over_answer() and not self.barge_in_at_once and not explicit:
                 # Rules 15, 16 and 18: the interruption waits (duration,
                 # words); speech that is no interruption leaves nothing
                 # unanswered.

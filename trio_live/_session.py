@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
 import attrs
 import trio
@@ -33,6 +33,18 @@ from ._tools import Tool, ToolError, check_tools
 
 # How many ready output parts `LiveSession.receive` hands out before it yields.
 _OUTPUT_BATCH = 64
+
+#: The options `LiveSession.update_policy` may change during a conversation.
+POLICY_UPDATES: Final = frozenset(
+    {
+        "backchannels",
+        "end_of_speech_timeout",
+        "false_interruption_timeout",
+        "incomplete_turn_timeout",
+        "min_interruption_duration",
+        "min_interruption_words",
+    }
+)
 
 
 @attrs.define(eq=False)
@@ -258,6 +270,34 @@ class LiveSession:
         # ``async with`` alike.
         with recorder.session(self):
             await self._driver.run(inbox, recorder.outbox(outbox), task_status=task_status)
+
+    def update_policy(self, **options: object) -> None:
+        """Change turn-taking options during the conversation.
+
+        These can change: ``min_interruption_duration``,
+        ``min_interruption_words``, ``false_interruption_timeout``,
+        ``backchannels``, ``incomplete_turn_timeout`` and
+        ``end_of_speech_timeout`` (as in the constructor). Each is checked
+        as the constructor checks it, all before any is changed; they apply
+        from the next decision (speech already held as a possible
+        interruption keeps the timers it started with). The session's
+        attributes of the same names show the new values.
+
+        Raises:
+            ValueError: an option that cannot change, or a bad value; the
+                message names the option, and nothing was changed.
+        """
+        for name in options:
+            if name not in POLICY_UPDATES:
+                allowed = ", ".join(sorted(POLICY_UPDATES))
+                raise ValueError(f"{name!r} cannot be updated; these can: {allowed}")
+        # A policy of its own checks (and converts) the values first.
+        checked = TurnPolicy(**options)  # type: ignore[arg-type]
+        policy = self._driver.policy
+        for name in options:
+            value = getattr(checked, name)
+            setattr(policy, name, value)
+            setattr(self, name, tuple(sorted(value)) if name == "backchannels" else value)
 
     def report_playback(self, turn: int, chars: int, *, finished: bool = False) -> None:
         """Say how much of turn ``turn``'s answer the listener has heard.

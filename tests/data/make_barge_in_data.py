@@ -14,6 +14,14 @@ trimming and mixing are done here with numpy, deterministically.)
   user's first words).
 * ``echo_only.wav``: 0.3 s of silence and 4 s of that echo alone (it must
   never start speech under the echo guard).
+* ``barge_in_late.wav``: as ``barge_in.wav`` with "Stop. Wait a moment." at
+  ``LATE_BARGE_IN`` seconds, for the browser test (its answer is twice as
+  long): the answer plays by then even when a loaded machine took seconds to
+  recognize the question.
+* ``backchannel.wav``: silence, then only "Yeah." at ``BACKCHANNEL``
+  seconds, then 1.5 s of silence (a headset; the test types its question, so
+  that the answer plays by then however loaded the machine): with the page's
+  "backchannels don't interrupt" switch the answer goes on.
 
 The exact times are written to ``barge_in.txt`` (``name value`` lines).
 """
@@ -33,11 +41,14 @@ HERE = Path(__file__).parent
 RATE = 16000
 QUESTION_AT = 0.5
 BARGE_IN = 10.0
+BACKCHANNEL = 6.0
+LATE_BARGE_IN = 16.0
 ECHO_FROM = 7.0
 ECHO_TO = 10.4
 ECHO_DB = -12.0
 QUESTION = "Hello, what is the weather like today?"
 INTERRUPTION = "Stop. Wait a moment."
+AGREEING = "Yeah."
 # The answer the browser test's model gives (kept in step with the test).
 ANSWER = (
     "It is sunny in the browser today, with a light breeze from the west and a few "
@@ -88,6 +99,14 @@ def main() -> None:
     alone = np.zeros(round(4.3 * RATE))
     place(alone, answer[: round(4.0 * RATE)], 0.3)
     save("echo_only.wav", alone)
+    late = np.zeros(round((LATE_BARGE_IN + len(stop) / RATE + 1.5) * RATE))
+    place(late, question, QUESTION_AT)
+    place(late, stop, LATE_BARGE_IN)
+    save("barge_in_late.wav", late)
+    yeah = speak(AGREEING, 165)
+    nodding = np.zeros(round((BACKCHANNEL + len(yeah) / RATE + 1.5) * RATE))
+    place(nodding, yeah, BACKCHANNEL)
+    save("backchannel.wav", nodding)
     lines = {
         "question_at": QUESTION_AT,
         "question_end": QUESTION_AT + len(question) / RATE,
@@ -96,9 +115,12 @@ def main() -> None:
         "echo_from": ECHO_FROM,
         "echo_to": ECHO_TO,
         "echo_db": ECHO_DB,
+        "late_barge_in": LATE_BARGE_IN,
+        "backchannel": BACKCHANNEL,
+        "backchannel_end": BACKCHANNEL + len(yeah) / RATE,
     }
     (HERE / "barge_in.txt").write_text("".join(f"{k} {v:.6f}\n" for k, v in lines.items()))
-    print("wrote barge_in.wav, barge_in_echo.wav, echo_only.wav and barge_in.txt")
+    print("wrote the barge-in and backchannel clips and barge_in.txt")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,12 @@ Invariants:
   measured). Without levels, or when the guard heard no sound to compare
   with, the strict rule applies: ``echo_min_speech`` seconds of frames at or
   above the echo threshold.
+* While ``answer_playing`` is set and the guard is not (a headset: the
+  answer plays, the microphone cannot hear it), a start is a barge-in and
+  needs only ``barge_in_min_speech`` seconds of speech frames: the user is
+  heard sooner over the answer. Noise the detector does not take for speech
+  (a click, a noise burst) still never starts; a cough that it does, the
+  session's minimum-interruption rules dismiss.
 * Under the guard a start's ``at`` reaches back (at most ``echo_lookback``
   seconds) to where the sound began by the ordinary thresholds, so that
   speech to text hears the user's first words too.
@@ -70,6 +76,8 @@ class VadConfig:
         min_speech: seconds of speech frames before a start is emitted.
         silence_to_end: seconds of silence before an end is emitted.
         padding: seconds added before a start and after an end (``at``).
+        barge_in_min_speech: the minimum speech while an answer plays
+            without the echo guard (``answer_playing``, a headset).
         echo_threshold: the threshold while the model is speaking.
         echo_min_speech: the minimum speech while the model is speaking.
         echo_lookback: while the model is speaking, the most seconds a
@@ -93,6 +101,7 @@ class VadConfig:
     min_speech: float = attrs.field(default=0.2, validator=finite_non_negative)
     silence_to_end: float = attrs.field(default=0.3, validator=finite_non_negative)
     padding: float = attrs.field(default=0.1, validator=finite_non_negative)
+    barge_in_min_speech: float = attrs.field(default=0.1, validator=finite_non_negative)
     echo_threshold: float = attrs.field(default=0.85, validator=_check_fraction)
     echo_min_speech: float = attrs.field(default=0.5, validator=finite_non_negative)
     echo_lookback: float = attrs.field(default=0.15, validator=finite_non_negative)
@@ -143,10 +152,12 @@ class VadMachine:
 
     Attributes:
         model_speaking: set while the model's voice plays (the echo guard).
+        answer_playing: set while an answer plays (a start is a barge-in).
     """
 
     config: VadConfig = attrs.field(factory=VadConfig)
     _model_speaking: bool = attrs.field(default=False, alias="model_speaking")
+    answer_playing: bool = attrs.field(default=False, kw_only=True)
     _state: VadState = attrs.field(init=False, default=VadState.SILENCE)
     _now: float = attrs.field(init=False, default=0.0)
     _onset_at: float = attrs.field(init=False, default=0.0)
@@ -237,6 +248,8 @@ class VadMachine:
                     return events
         if self._model_speaking:
             threshold, min_speech = config.echo_threshold, config.echo_min_speech
+        elif self.answer_playing:
+            threshold, min_speech = config.threshold, config.barge_in_min_speech
         else:
             threshold, min_speech = config.threshold, config.min_speech
         low = threshold - config.hysteresis

@@ -99,6 +99,19 @@ class VadStage:
     def model_speaking(self, value: bool) -> None:
         self._machine.model_speaking = value
 
+    @property
+    def answer_playing(self) -> bool:
+        """Set while an answer plays: a start of speech is then a barge-in.
+
+        Without the echo guard (a headset), a start then needs only
+        ``barge_in_min_speech`` seconds of speech (see `VadMachine`).
+        """
+        return self._machine.answer_playing
+
+    @answer_playing.setter
+    def answer_playing(self, value: bool) -> None:
+        self._machine.answer_playing = value
+
     def statistics(self) -> VadStatistics:
         """A snapshot of the stage's counters."""
         backend = self.backend

@@ -12,11 +12,14 @@ from ._bridge import Pipeline, PipelineFactory
 from ._budget import Budgets
 from ._metrics import ServerMetrics
 from ._protocol import (
+    POLICY_OPTIONS,
     PROTOCOL_VERSION,
+    PROTOCOL_VERSIONS,
     SUBPROTOCOL,
     AudioFrame,
     BadAudioFrame,
     BadJson,
+    BadOption,
     Config,
     EndOfTurn,
     Interrupt,
@@ -50,6 +53,7 @@ __all__ = [
     "AudioFrame",
     "BadAudioFrame",
     "BadJson",
+    "BadOption",
     "Budgets",
     "Config",
     "EndOfTurn",
@@ -60,7 +64,9 @@ __all__ = [
     "Options",
     "Outgoing",
     "OverBudget",
+    "POLICY_OPTIONS",
     "PROTOCOL_VERSION",
+    "PROTOCOL_VERSIONS",
     "Pipeline",
     "PipelineFactory",
     "Playback",

@@ -19,8 +19,16 @@ The bridge is given what it needs (a `BridgeConfig`, the server's
 `ServerCounters`, the websocket and the pipeline factory) and returns the
 close code: the server accepts and closes the websocket. The client's
 playback reports and the speech sent go to a `PlaybackTracker`, which tells
-the session what was heard and drives the echo guard of the voice activity
-stages among ``before``.
+the session what was heard and drives the echo guard (and the quicker
+barge-in while an answer plays) of the voice activity stages among
+``before``. A client of protocol version 2 reports the end of each turn's
+playback, which ends it; for an older one the tracker takes the audio's
+guessed end (plus ``echo_tail``) for it and reports it itself, so that a
+turn's ``turn_complete`` never waits for a report that will not come.
+
+An ``options`` message may change the session's interruption rules
+(`LiveSession.update_policy`), within the bounds the codec checks; a value
+the session refuses gets a ``bad_option`` error and the session goes on.
 
 The ``state`` events are the session's own activity reports (`is_activity`
 parts, which a session sends with ``emit_activity=True``; README rule 14),
@@ -45,6 +53,7 @@ from .._errors import LiveError
 from .._parts import (
     Part,
     is_activity,
+    is_answer_complete,
     is_audio,
     is_interrupted,
 )
@@ -52,6 +61,7 @@ from .._playback import PlaybackTracker
 from .._session import LiveSession
 from ._budget import Budgets, InputMeter
 from ._protocol import (
+    BadOption,
     Config,
     Limits,
     Options,
@@ -111,7 +121,11 @@ class BridgeConfig:
         audio_out_chunks: TTS chunks queued before the oldest is dropped.
         control_queue: control messages queued each way.
         echo_tail: seconds after the speech sent has had time to play before
-            the echo guard turns off by itself.
+            the echo guard turns off by itself (for a client that does not
+            report the end of its playback: protocol version 1).
+        report_timeout: for a client that reports (version 2), seconds after
+            the speech sent has had time to play before the echo guard turns
+            off without its report.
         budgets: how much input the client may send over time (`Budgets`).
         close_grace: seconds the last events (such as the error saying why
             the server closes) have to reach the client.
@@ -124,6 +138,7 @@ class BridgeConfig:
     audio_out_chunks: int = attrs.field(default=200, validator=positive)
     control_queue: int = attrs.field(default=64, validator=positive)
     echo_tail: float = attrs.field(default=0.5, validator=non_negative)
+    report_timeout: float = attrs.field(default=5.0, validator=non_negative)
     budgets: Budgets = attrs.field(factory=Budgets)
     close_grace: float = attrs.field(default=2.0, validator=positive)
     idle_timeout: float = attrs.field(default=300.0, validator=positive)
@@ -176,6 +191,7 @@ class Bridge:
     audio_out: DropOldQueue[Outgoing] = attrs.field(init=False)
     _nursery: trio.Nursery | None = attrs.field(init=False, default=None)
     _playback: PlaybackTracker | None = attrs.field(init=False, default=None)
+    _session: LiveSession | None = attrs.field(init=False, default=None)
     _shown: str | None = attrs.field(init=False, default=None)
     _tts: bool = attrs.field(init=False, default=True)
     _close: tuple[int, str | None] = attrs.field(init=False, default=(1000, None))
@@ -261,10 +277,7 @@ class Bridge:
                 self._playback.report(decoded.turn, decoded.chars, finished=decoded.finished)
                 continue
             if isinstance(decoded, Options):
-                if decoded.tts is not None:
-                    self._tts = decoded.tts
-                if decoded.echo_guard is not None:
-                    self._playback.echo_guard = decoded.echo_guard
+                await self._options(decoded)
                 continue
             for part in input_parts(decoded):
                 if is_audio(part):
@@ -277,6 +290,22 @@ class Bridge:
                     # noticing that the client went away: close instead.
                     self._end(1013, "too many control messages waiting")
                     return
+
+    async def _options(self, options: Options) -> None:
+        assert self._playback is not None
+        assert self._session is not None
+        if options.policy:
+            try:
+                self._session.update_policy(**options.policy)
+            except ValueError as error:
+                # Within the codec's bounds, yet refused: say why, change nothing.
+                self.counters.protocol_errors += 1
+                await self._emit(error_event(BadOption(str(error))))
+                return
+        if options.tts is not None:
+            self._tts = options.tts
+        if options.echo_guard is not None:
+            self._playback.echo_guard = options.echo_guard
 
     def _end(self, code: int, reason: str, last: Outgoing | None = None) -> None:
         """End the connection: the writer sends what is queued and ``last``, then stops."""
@@ -293,8 +322,14 @@ class Bridge:
     def _start(self, config: Config) -> None:
         self._tts = config.tts
         pipeline = self.pipeline(config)
+        self._session = pipeline.session
         self._playback = PlaybackTracker(
-            pipeline.session, stages=pipeline.before, tail=self.config.echo_tail
+            pipeline.session,
+            stages=pipeline.before,
+            tail=self.config.echo_tail,
+            # From version 2 the client reports the end of each playback.
+            reports=config.version >= 2,
+            report_timeout=self.config.report_timeout,
         )
         assert self._nursery is not None
         self._nursery.start_soon(self._playback.run)
@@ -328,8 +363,8 @@ class Bridge:
         counters = {"dropped_audio_in": 0, "dropped_audio_out": 0}
         with receive_out:
             async for part in receive_out:
+                turn = part.metadata.get("turn")
                 if is_interrupted(part):
-                    turn = part.metadata.get("turn")
                     self._playback.interrupted(turn if isinstance(turn, int) else None)
                 if is_activity(part):
                     await self._show(part)
@@ -339,6 +374,10 @@ class Bridge:
                 for item in output_events(part, counters=counters):
                     if not item.droppable:
                         await self._emit(item)
+                        if is_answer_complete(part) and isinstance(turn, int):
+                            # Once sent: a client that does not report is
+                            # taken to have heard it when its audio has played.
+                            self._playback.answer_complete(turn)
                     elif not self._tts:
                         # Not spoken: the answer's text, shown, counts as heard.
                         self._heard_unspoken(part)

@@ -103,12 +103,15 @@ async def close_lingering(stream: trio.abc.Stream, grace: float) -> None:
         await stream.aclose()
 
 
-class PrefixedStream(trio.abc.Stream):
+class PrefixedStream(trio.abc.HalfCloseableStream):
     """A stream that first returns ``prefix``, then whatever ``stream`` receives.
 
     Its `last_words`, if set, are sent just before it closes (within
     ``grace`` seconds): the websocket library closes the stream on a frame it
     cannot parse without a close frame, which the server then puts here.
+    Every send (`send_all`, `send_eof`, the last words) takes one lock, so a
+    lingering close (`close_lingering` on this stream) waits for the last
+    words instead of colliding with them on the socket.
     """
 
     def __init__(self, prefix: bytes, stream: trio.abc.Stream, *, grace: float = 1.0) -> None:
@@ -139,11 +142,10 @@ class PrefixedStream(trio.abc.Stream):
         await self._stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        """As the wrapped stream, where it can."""
-        if isinstance(self._stream, trio.abc.HalfCloseableStream):
-            await self._stream.send_eof()
-        else:
-            await trio.lowlevel.checkpoint()
+        """As the wrapped stream, where it can (after a send under way)."""
+        async with self._send_lock:
+            if isinstance(self._stream, trio.abc.HalfCloseableStream):
+                await self._stream.send_eof()
 
     async def aclose(self) -> None:
         """Send `last_words` if any (bounded in time), then close the wrapped stream."""

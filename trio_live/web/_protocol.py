@@ -15,7 +15,11 @@ Invariants:
 * Only audio is ever marked droppable; control events never are.
 * Unknown fields are ignored (newer clients may add some); unknown types and
   wrong field types are errors. The version is negotiated once, by the
-  ``ready`` event and the optional ``config`` message.
+  ``ready`` event (the versions the server speaks) and the optional
+  ``config`` message (the one the client speaks; 1 without it).
+* An option a client may change (`Options`) is checked against its bounds
+  here (`POLICY_OPTIONS`), so no client can set a timeout that pins the
+  server's resources.
 """
 
 from __future__ import annotations
@@ -50,7 +54,9 @@ from .._parts import (
     text_part,
 )
 
-PROTOCOL_VERSION: Final = 1
+PROTOCOL_VERSION: Final = 2
+#: The versions this server speaks (a client names its own in ``config``).
+PROTOCOL_VERSIONS: Final = (1, 2)
 SUBPROTOCOL: Final = "trio-live.v1"
 SAMPLE_RATE: Final = 16000
 
@@ -93,6 +99,12 @@ class BadAudioFrame(WireError, AudioFormatError):
     """A binary frame that is not PCM16 audio of an accepted size."""
 
     code = "bad_audio"
+
+
+class BadOption(WireError):
+    """An ``options`` value of the right type outside its bounds (`POLICY_OPTIONS`)."""
+
+    code = "bad_option"
 
 
 class MessageTooLarge(WireError):
@@ -144,11 +156,13 @@ class Config:
     """The optional first message: what the client wants from this session.
 
     Attributes:
-        version: the protocol version the client speaks.
+        version: the protocol version the client speaks (1 for a client
+            that sends no ``config``): from 2 on, the client reports the end
+            of each turn's playback.
         tts: whether the server should send synthesized speech.
     """
 
-    version: int = PROTOCOL_VERSION
+    version: int = 1
     tts: bool = True
 
 
@@ -195,10 +209,44 @@ class Options:
             shown, then counts as heard).
         echo_guard: False for a headset: the model's voice cannot reach the
             microphone, so its playback does not raise the barge-in bar.
+        policy: the session's interruption options to change, by name (only
+            those the message holds; a value None turns the option off), for
+            `LiveSession.update_policy`; each within `POLICY_OPTIONS`.
     """
 
     tts: bool | None = None
     echo_guard: bool | None = None
+    policy: Mapping[str, float | int | None] = attrs.field(factory=dict, hash=False)
+
+
+#: The session options a client may change with ``options``: for each, its
+#: type, its bounds (inclusive) and whether null (off) is allowed. A timeout
+#: of null is off; a set one is at least a hundredth of a second.
+POLICY_OPTIONS: Final[Mapping[str, tuple[type, float, float, bool]]] = {
+    "min_interruption_duration": (float, 0.0, 2.0, False),
+    "min_interruption_words": (int, 0, 5, False),
+    "false_interruption_timeout": (float, 0.01, 5.0, True),
+}
+
+
+def _policy_options(obj: Mapping[str, Any]) -> dict[str, float | int | None]:
+    options: dict[str, float | int | None] = {}
+    for name, (kind, low, high, nullable) in POLICY_OPTIONS.items():
+        if name not in obj:
+            continue
+        value = obj[name]
+        if value is None and nullable:
+            options[name] = None
+            continue
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or (kind is int and not isinstance(value, int)):
+            wanted = "an integer" if kind is int else "a number"
+            off = " or null" if nullable else ""
+            raise MalformedMessage(f"field {name!r} must be {wanted}{off}, got {value!r}")
+        if not low <= value <= high:
+            raise BadOption(f"option {name!r} must be from {low:g} to {high:g}, got {value!r}")
+        options[name] = float(value) if kind is float else value
+    return options
 
 
 ClientMessage: TypeAlias = (
@@ -275,12 +323,14 @@ def decode_client_message(message: str | bytes, limits: Limits = Limits()) -> Cl
         return Options(
             tts=_field(obj, "tts", bool, None) if "tts" in obj else None,
             echo_guard=_field(obj, "echo_guard", bool, None) if "echo_guard" in obj else None,
+            policy=_policy_options(obj),
         )
     if kind == "config":
-        version: int = _field(obj, "version", int, PROTOCOL_VERSION)
-        if version != PROTOCOL_VERSION:
+        version: int = _field(obj, "version", int, 1)
+        if version not in PROTOCOL_VERSIONS:
+            spoken = " and ".join(str(v) for v in PROTOCOL_VERSIONS)
             raise UnsupportedVersion(
-                f"this server speaks protocol version {PROTOCOL_VERSION}, not {version}"
+                f"this server speaks protocol versions {spoken}, not {version}"
             )
         rate: int = _field(obj, "sample_rate", int, SAMPLE_RATE)
         if rate != SAMPLE_RATE:
@@ -300,7 +350,8 @@ def input_parts(message: ClientMessage) -> list[Part]:
     if isinstance(message, EndOfTurn):
         return [end_of_turn()]
     if isinstance(message, Interrupt):
-        return [start_of_speech(), end_of_speech()]
+        # Explicit: it cuts at once, whatever the minimum-interruption rules.
+        return [start_of_speech().with_metadata(interrupt=True), end_of_speech()]
     return []
 
 
@@ -349,6 +400,7 @@ def ready_event(*, session: str, limits: Limits) -> Outgoing:
     return event(
         "ready",
         version=PROTOCOL_VERSION,
+        versions=list(PROTOCOL_VERSIONS),
         session=session,
         audio={"format": "pcm_s16le", "sample_rate": SAMPLE_RATE, "channels": 1},
         limits=attrs.asdict(limits),

@@ -96,6 +96,7 @@ class WebServer:
             audio_out_chunks=config.audio_out_chunks,
             control_queue=config.control_queue,
             echo_tail=config.echo_tail,
+            report_timeout=config.report_timeout,
             budgets=config.budgets,
             close_grace=config.close_grace,
             idle_timeout=config.idle_timeout,
@@ -234,8 +235,9 @@ class WebServer:
                                 if ws is not None:
                                     await self._websocket(ws)
                         finally:
-                            # (If the library has not closed it already.)
-                            await close_lingering(stream, self.config.close_grace)
+                            # (If the library has not closed it already.) Through
+                            # the wrapper: its close frame, if any, goes first.
+                            await close_lingering(wrapped, self.config.close_grace)
                 except BaseExceptionGroup as group:
                     _, rest = group.split(_GONE)
                     if rest is not None:

@@ -44,7 +44,10 @@ class ServerConfig:
             its pipeline is closed with 1013.
         echo_tail: seconds after the speech sent to a client has had time to
             play before the echo guard turns off by itself (when the client
-            does not report the end of playback).
+            does not report the end of playback: protocol version 1).
+        report_timeout: for a client that reports the end of its playback
+            (version 2), seconds after the speech sent has had time to play
+            before the echo guard turns off without the report.
         close_grace: seconds allowed for the closing handshake.
         handshake_timeout: seconds a client has for the request head and
             the websocket handshake.
@@ -72,6 +75,7 @@ class ServerConfig:
     audio_out_chunks: int = attrs.field(default=200, validator=positive)
     control_queue: int = attrs.field(default=64, validator=positive)
     echo_tail: float = attrs.field(default=0.5, validator=non_negative)
+    report_timeout: float = attrs.field(default=5.0, validator=non_negative)
     close_grace: float = attrs.field(default=2.0, validator=positive)
     handshake_timeout: float = attrs.field(default=10.0, validator=positive)
     idle_timeout: float = attrs.field(default=300.0, validator=positive)

@@ -1,5 +1,6 @@
-// The trio-live page: talks protocol version 1 (docs/protocol.md) with the
-// server that served it. Plain JavaScript, no build step.
+// The trio-live page: talks protocol version 2 (docs/protocol.md) with the
+// server that served it: it reports the end of each answer's playback.
+// Plain JavaScript, no build step.
 "use strict";
 
 (() => {
@@ -18,6 +19,7 @@
   let pendingAudio = null;     // the header of the binary message to come
   let nextStart = 0;           // where the next chunk of speech is scheduled
   let retry = 500;
+  const PROTOCOL = 2;          // the version this page speaks
   const turns = new Map();     // turn -> {line, text, latency, askedAt, heard, complete, reported, ...}
   const playing = new Set();   // scheduled chunks: {turn, from, chars, start, end, source, stopped}
   const CLOSES = {
@@ -130,8 +132,9 @@
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
       retry = 500;
-      // Speech is always built; "options" switches it (and the echo guard) at any time.
-      send({ type: "config", version: 1, tts: true });
+      // Speech is always built; "options" switches it (and the echo guard, and
+      // the interruption rules) at any time, in the same session.
+      send({ type: "config", version: PROTOCOL, tts: true });
       sendOptions();
     };
     ws.onmessage = (message) => {
@@ -153,7 +156,9 @@
   function handle(event) {
     switch (event.type) {
       case "ready":
-        $("connection").textContent = `connected · session ${event.session} · protocol v${event.version}`;
+        // An older server speaks only version 1 (and says so with an error).
+        $("connection").textContent =
+          `connected · session ${event.session} · protocol v${Math.min(event.version, PROTOCOL)}`;
         break;
       case "state":
         serverState = event.state;
@@ -338,8 +343,19 @@
     stopPlayback();
     send({ type: "interrupt" });
   };
+  // The switches, as options of the session (bounded by the server: docs/protocol.md).
   function sendOptions() {
-    send({ type: "options", tts: $("speak").checked, echo_guard: !$("headset").checked });
+    const noises = $("noises").checked;
+    send({
+      type: "options",
+      tts: $("speak").checked,
+      echo_guard: !$("headset").checked,
+      // Speech over an answer must last 0.3 s and yield a word within 1.5 s.
+      min_interruption_duration: noises ? 0.3 : 0,
+      false_interruption_timeout: noises ? 1.5 : null,
+      // A word that is no "mm-hm" or "yeah" is needed to interrupt.
+      min_interruption_words: $("backchannels").checked ? 1 : 0,
+    });
   }
   $("speak").onchange = () => {
     if (!$("speak").checked) stopPlayback();
@@ -347,6 +363,8 @@
     for (const n of turns.keys()) render(n);
   };
   $("headset").onchange = sendOptions;
+  $("noises").onchange = sendOptions;
+  $("backchannels").onchange = sendOptions;
   $("typed").onsubmit = (submit) => {
     submit.preventDefault();
     const text = $("text").value.trim();
