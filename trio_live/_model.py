@@ -117,25 +117,30 @@ class PromptStream:
             # One waker slot: a second waiting reader would never be woken.
             raise trio.BusyResourceError("another task is already waiting on this prompt")
         # Park this task until the cursor calls its waker (no Event per
-        # wait: this runs once per wake for a model that streams). Audio the
-        # cursor did not wake us for (see `RollingPrompt.audio_wake_interval`)
-        # sets a deadline on this scope: we then wake by ourselves.
+        # wait: this runs once per wake for a model that streams).
         task = trio.lowlevel.current_task()
-        with trio.CancelScope() as scope:
 
-            def wake() -> None:
-                trio.lowlevel.reschedule(task)
+        def wake() -> None:
+            trio.lowlevel.reschedule(task)
+
+        def abort(raise_cancel: object) -> trio.lowlevel.Abort:
+            if cursor.waker is wake:
+                cursor.waker = None
+                cursor.on_defer = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        cursor.waker = wake
+        if not cursor.coalescing:
+            await trio.lowlevel.wait_task_rescheduled(abort)
+            return
+        # Audio the cursor does not wake us for (see
+        # `RollingPrompt.audio_wake_interval`) sets a deadline on this
+        # scope: past it we wake by ourselves.
+        with trio.CancelScope() as scope:
 
             def defer(deadline: float) -> None:
                 scope.deadline = deadline
 
-            def abort(raise_cancel: object) -> trio.lowlevel.Abort:
-                if cursor.waker is wake:
-                    cursor.waker = None
-                    cursor.on_defer = None
-                return trio.lowlevel.Abort.SUCCEEDED
-
-            cursor.waker = wake
             cursor.on_defer = defer
             await trio.lowlevel.wait_task_rescheduled(abort)
         if scope.cancelled_caught:

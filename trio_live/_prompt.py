@@ -63,6 +63,8 @@ class Cursor:
     quiet_until: float = -math.inf
     #: True while audio was added that the waiting reader was not woken for.
     deferred: bool = False
+    #: True if new audio may wait for a later wake (a nonzero interval).
+    coalescing: bool = False
 
     @property
     def position(self) -> int:
@@ -186,7 +188,7 @@ class RollingPrompt:
     _cursor: Cursor = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._cursor = Cursor(self, 0)
+        self._cursor = Cursor(self, 0, coalescing=self.audio_wake_interval > 0)
 
     # -- adding --------------------------------------------------------------
 
@@ -250,7 +252,7 @@ class RollingPrompt:
         end = self._base + len(self._parts)
         closed._detach(self._parts, self._base, end)
         self._cut(now)
-        self._cursor = Cursor(self, self._start)
+        self._cursor = Cursor(self, self._start, coalescing=self.audio_wake_interval > 0)
         self._compact()
         return closed
 
