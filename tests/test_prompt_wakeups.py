@@ -47,6 +47,14 @@ async def stream(session: LiveSession, frames: int, start: float) -> None:
         await session.send(frame(index))
 
 
+async def end_turn(session: LiveSession) -> None:
+    """Trigger the turn, end the input and read the session to its end."""
+    await session.send(end_of_turn())
+    session.close_input()
+    async for _ in session:
+        pass
+
+
 def wake_times(reads: list[tuple[float, Part]]) -> list[float]:
     return sorted({round(at, 6) for at, part in reads if is_audio(part)})
 
@@ -58,10 +66,7 @@ async def test_audio_wakes_a_waiting_reader_at_most_once_per_interval(
     async with LiveSession(reader, audio_wake_interval=0.1) as session:
         start = trio.current_time()
         await stream(session, 26, start)  # 0.00 .. 0.50 s
-        await session.send(end_of_turn())
-        session.close_input()
-        async for _ in session:
-            pass
+        await end_turn(session)
     reads = reader.reads[0]
     # Every frame was read once, in order.
     assert [part for _, part in reads if is_audio(part)] == [frame(i) for i in range(26)]
@@ -82,10 +87,7 @@ async def test_with_no_interval_every_frame_wakes_the_reader(
     async with LiveSession(reader, audio_wake_interval=0.0) as session:
         start = trio.current_time()
         await stream(session, 10, start)
-        await session.send(end_of_turn())
-        session.close_input()
-        async for _ in session:
-            pass
+        await end_turn(session)
     times = [round(at - start, 6) for at, part in reader.reads[0] if is_audio(part)]
     assert times == [round(i * FRAME, 6) for i in range(10)]
 
@@ -105,10 +107,7 @@ async def test_text_wakes_the_reader_at_once_and_takes_the_waiting_audio_along(
         await trio.sleep_until(start + 0.04)
         await session.send(frame(2))  # a rest began at 0.03: waits
         await trio.sleep_until(start + 0.06)
-        await session.send(end_of_turn())  # the trigger hands it over
-        session.close_input()
-        async for _ in session:
-            pass
+        await end_turn(session)  # the trigger hands it over
     reads = [(round(at - start, 6), part) for at, part in reader.reads[0]]
     assert reads == [
         (0.0, frame(0)),
@@ -126,10 +125,7 @@ async def test_audio_left_unread_when_the_source_goes_quiet_is_read_within_two_i
         start = trio.current_time()
         await stream(session, 3, start)  # 0.00, 0.02, 0.04; then nothing
         await trio.sleep_until(start + 1.0)
-        await session.send(end_of_turn())
-        session.close_input()
-        async for _ in session:
-            pass
+        await end_turn(session)
     reads = [(round(at - start, 6), part) for at, part in reader.reads[0]]
     # Frames 1 and 2 came while the reader rested (until 0.1): it wakes by
     # itself one interval later, long before the turn ends at 1.0.
@@ -144,10 +140,7 @@ async def test_the_trigger_hands_over_coalesced_audio_at_once(
         start = trio.current_time()
         await stream(session, 3, start)
         await trio.sleep_until(start + 0.05)
-        await session.send(end_of_turn())
-        session.close_input()
-        async for _ in session:
-            pass
+        await end_turn(session)
     reads = [(round(at - start, 6), part) for at, part in reader.reads[0]]
     assert reads == [(0.0, frame(0)), (0.05, frame(1)), (0.05, frame(2))]
 
@@ -180,17 +173,22 @@ async def test_breaking_out_of_async_for_leaves_the_rest_unread() -> None:
 # -- the listener's side ---------------------------------------------------------
 
 
+class Passes:
+    """Counts scheduler passes: its task checkpoints once and counts, every pass."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def run(self) -> None:
+        while True:
+            await trio.lowlevel.checkpoint()
+            self.count += 1
+
+
 async def test_ready_output_parts_reach_the_listener_without_a_trip_through_the_scheduler(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    # A task that counts the scheduler passes it sees: it runs once per pass.
-    passes = 0
-
-    async def ticker() -> None:
-        nonlocal passes
-        while True:
-            await trio.lowlevel.checkpoint()
-            passes += 1
+    passes = Passes()
 
     async def answer(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
         await prompt.collect()
@@ -198,10 +196,10 @@ async def test_ready_output_parts_reach_the_listener_without_a_trip_through_the_
 
     seen: list[tuple[int, str]] = []
     async with LiveSession(answer) as session, trio.open_nursery() as nursery:
-        nursery.start_soon(ticker)
+        nursery.start_soon(passes.run)
         await session.send(end_of_turn("well?"))
         session.close_input()
-        seen.extend([(passes, part.mimetype) async for part in session])
+        seen.extend([(passes.count, part.mimetype) async for part in session])
         nursery.cancel_scope.cancel()
     # The answer's closing markers came together: one pass for all of them.
     markers = [at for at, mimetype in seen if mimetype != "text/plain"]
@@ -212,13 +210,7 @@ async def test_ready_output_parts_reach_the_listener_without_a_trip_through_the_
 async def test_a_flood_of_ready_output_still_lets_other_tasks_run(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    passes = 0
-
-    async def ticker() -> None:
-        nonlocal passes
-        while True:
-            await trio.lowlevel.checkpoint()
-            passes += 1
+    passes = Passes()
 
     async def chatty(prompt: PromptStream, output: trio.abc.SendChannel[Part]) -> None:
         await prompt.collect()
@@ -231,11 +223,11 @@ async def test_a_flood_of_ready_output_still_lets_other_tasks_run(
         # Let the whole answer pile up in the output before reading it.
         await trio.testing.wait_all_tasks_blocked()
         assert session.statistics().turns == 1
-        nursery.start_soon(ticker)
+        nursery.start_soon(passes.run)
         await trio.lowlevel.checkpoint()
-        before = passes
+        before = passes.count
         received = [part async for part in session]
-        during = passes - before
+        during = passes.count - before
         nursery.cancel_scope.cancel()
     assert len([p for p in received if p.mimetype == "text/plain"]) == 300
     # Over 300 ready parts the listener yielded now and then (once per 64

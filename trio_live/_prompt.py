@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import attrs
 
+from ._checks import finite_non_negative
 from ._parts import Part
 
 DEFAULT_WINDOW = 600.0
@@ -63,8 +64,6 @@ class Cursor:
     quiet_until: float = -math.inf
     #: True while audio was added that the waiting reader was not woken for.
     deferred: bool = False
-    #: True if new audio may wait for a later wake (a nonzero interval).
-    coalescing: bool = False
 
     @property
     def position(self) -> int:
@@ -82,6 +81,12 @@ class Cursor:
     def finalized(self) -> bool:
         """True once the prompt was closed: no part will be added to it."""
         return self._prompt is None
+
+    @property
+    def coalescing(self) -> bool:
+        """True if new audio may wait for a later wake (the open prompt's interval is > 0)."""
+        prompt = self._prompt
+        return prompt is not None and prompt.audio_wake_interval > 0
 
     @property
     def exhausted(self) -> bool:
@@ -152,11 +157,6 @@ def _check_max_parts(instance: RollingPrompt, attribute: object, value: int | No
         raise ValueError(f"max_parts must be >= 1 or None, got {value!r}")
 
 
-def _check_interval(instance: RollingPrompt, attribute: object, value: float) -> None:
-    if not value >= 0:
-        raise ValueError(f"audio_wake_interval must be >= 0, got {value!r}")
-
-
 @attrs.define(eq=False)
 class RollingPrompt:
     """The conversation history, the stash, and the open (pending) prompt.
@@ -177,7 +177,7 @@ class RollingPrompt:
 
     window: float | None = attrs.field(default=DEFAULT_WINDOW, validator=_check_window)
     max_parts: int | None = attrs.field(default=DEFAULT_MAX_PARTS, validator=_check_max_parts)
-    audio_wake_interval: float = attrs.field(default=0.0, validator=_check_interval)
+    audio_wake_interval: float = attrs.field(default=0.0, validator=finite_non_negative)
     _parts: list[Part] = attrs.field(init=False, factory=list)
     _times: array[float] = attrs.field(init=False, factory=lambda: array("d"))
     _base: int = attrs.field(init=False, default=0)
@@ -188,7 +188,7 @@ class RollingPrompt:
     _cursor: Cursor = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._cursor = Cursor(self, 0, coalescing=self.audio_wake_interval > 0)
+        self._cursor = Cursor(self, 0)
 
     # -- adding --------------------------------------------------------------
 
@@ -252,7 +252,7 @@ class RollingPrompt:
         end = self._base + len(self._parts)
         closed._detach(self._parts, self._base, end)
         self._cut(now)
-        self._cursor = Cursor(self, self._start, coalescing=self.audio_wake_interval > 0)
+        self._cursor = Cursor(self, self._start)
         self._compact()
         return closed
 
